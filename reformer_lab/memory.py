@@ -320,7 +320,7 @@ class PeakMemory:
         baseline_bytes: memory in use just before the call (inputs, imports, earlier work).
         delta_bytes: ``peak_bytes - baseline_bytes``, what the call itself added at its peak.
         source: how it was measured, e.g. ``"cuda:0 max_memory_allocated"`` or ``"rss VmHWM (reset)"``.
-        output: what ``fn`` returned (CUDA only; ``None`` for RSS, whose call ran in another process).
+        output: what ``fn`` returned (for RSS, a copy sent back from the child process).
     """
 
     peak_bytes: int
@@ -399,18 +399,18 @@ def _max_rss_bytes() -> int:
 
 
 def _rss_child(conn: Any, payload: bytes) -> None:
-    """Child side of :func:`peak_rss_bytes`: unpickle, measure one call, send numbers (never objects) back."""
+    """Child side of :func:`peak_rss_bytes`: unpickle, measure one call, send the numbers and output back."""
     try:
         fn, args, kwargs = pickle.loads(payload)
         if _reset_high_water_mark():
             baseline, source = _status_kib("VmRSS") * 1024, "rss VmHWM (reset before the call)"
-            fn(*args, **kwargs)
+            output = fn(*args, **kwargs)
             peak = _status_kib("VmHWM") * 1024
         else:  # ru_maxrss is a high-water mark since start: report the growth of that mark
             baseline, source = _max_rss_bytes(), "rss ru_maxrss (growth of the high-water mark)"
-            fn(*args, **kwargs)
+            output = fn(*args, **kwargs)
             peak = _max_rss_bytes()
-        conn.send(("ok", peak, baseline, source))
+        conn.send(("ok", peak, baseline, source, output))
     except BaseException as error:  # report everything, including SystemExit, to the parent
         conn.send(("error", type(error).__qualname__, str(error), traceback.format_exc()))
     finally:
@@ -445,7 +445,7 @@ def peak_rss_bytes(fn: Callable[..., Any], *args: Any, timeout: float = 120.0, *
     Untouched pages are not resident: ``np.empty`` or ``torch.empty`` of 1 GB that is never written
     adds almost nothing. Pass small arguments (sizes, seeds) and build big data inside ``fn``.
 
-    ``fn``'s return value is discarded. ``timeout`` (seconds) covers the child's start-up (importing
+    ``fn``'s return value comes back as ``output`` (keep it small: a number or a dict). ``timeout`` (seconds) covers the child's start-up (importing
     torch takes a few seconds); the child is killed when it runs out.
 
     Raises:
@@ -485,8 +485,8 @@ def peak_rss_bytes(fn: Callable[..., Any], *args: Any, timeout: float = 120.0, *
         _, kind, text, child_traceback = message
         raise RuntimeError(f"{_name(fn)} raised {kind} in the child process: {text}\n\n"
                            f"Child traceback:\n{child_traceback}")
-    _, peak, baseline, source = message
-    return PeakMemory(peak, baseline, peak - baseline, source)
+    _, peak, baseline, source, output = message
+    return PeakMemory(peak, baseline, peak - baseline, source, output)
 
 
 def _exit_reason(code: int | None) -> str:

@@ -193,6 +193,7 @@ def test_peak_rss_bytes_sees_a_200_mb_numpy_array_in_the_child() -> None:
     assert 150e6 < peak.delta_bytes < 300e6, str(peak)
     assert peak.peak_bytes == peak.baseline_bytes + peak.delta_bytes
     assert peak.source.startswith("rss")
+    assert peak.output == 1  # allocate_and_touch returns the last element of np.ones: the return value comes back
 
 
 @pytest.mark.slow
