@@ -20,8 +20,9 @@ __all__ = ["__version__", "seed_everything", "setup_notebook"]
 def seed_everything(seed: int = 0) -> torch.Generator:
     """Seed Python, NumPy and PyTorch, and return a fresh ``torch.Generator`` seeded the same way.
 
-    Library code never draws from the global generators; it takes a ``generator`` argument.
-    The global seeds are set anyway so that a reader's own experiments are repeatable.
+    Library functions that draw random numbers take a ``generator`` (or ``seed``) argument and fall
+    back to torch's global generator only when given none; seeding it here makes that fallback, and a
+    reader's own experiments, repeatable too.
     """
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")

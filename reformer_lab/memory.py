@@ -445,8 +445,9 @@ def peak_rss_bytes(fn: Callable[..., Any], *args: Any, timeout: float = 120.0, *
     Untouched pages are not resident: ``np.empty`` or ``torch.empty`` of 1 GB that is never written
     adds almost nothing. Pass small arguments (sizes, seeds) and build big data inside ``fn``.
 
-    ``fn``'s return value comes back as ``output`` (keep it small: a number or a dict). ``timeout`` (seconds) covers the child's start-up (importing
-    torch takes a few seconds); the child is killed when it runs out.
+    ``fn``'s return value comes back as ``output`` (keep it small: a number or a dict). ``timeout``
+    (seconds) covers the child's start-up (importing torch takes a few seconds); the child is killed
+    when it runs out.
 
     Raises:
         TypeError: ``fn`` is not callable, or it or its arguments cannot be pickled (a lambda, a closure,

@@ -1,0 +1,470 @@
+"""Full, memory-efficient and LSH attention (paper §2, Appendix A) and the multi-head modules."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from reformer_lab import attention
+from reformer_lab.attention import (
+    FullSelfAttention,
+    LSHSelfAttention,
+    full_attention,
+    lsh_attention,
+    memory_efficient_attention,
+    sort_by_bucket,
+)
+from reformer_lab.hashing import hash_vectors, random_rotations
+
+F64 = torch.float64
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _rand(*shape: int, seed: int = 0, dtype: torch.dtype = F64) -> torch.Tensor:
+    return torch.randn(*shape, generator=_gen(seed), dtype=dtype)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Brute-force reference: the visited (query, key) pairs, rebuilt from the buckets with plain loops
+# ----------------------------------------------------------------------------------------------------
+
+
+def _visits(buckets: torch.Tensor, chunk: int, causal: bool, across: bool) -> Counter:
+    """Counter {(i, j): number of rounds whose window holds key j for query i}, for buckets [H, L]."""
+    n_hashes, length = buckets.shape
+    visits: Counter = Counter()
+    for r in range(n_hashes):
+        b = buckets[r].tolist()
+        order = sorted(range(length), key=lambda p: (b[p], p))
+        slot = {p: s for s, p in enumerate(order)}
+        for i in range(length):
+            c = slot[i] // chunk
+            for s in range(max(c - 1, 0) * chunk, (c + 1) * chunk):  # own chunk and the previous one
+                j = order[s]
+                if (causal and j > i) or (not across and b[j] != b[i]):
+                    continue
+                visits[i, j] += 1
+    return visits
+
+
+def _reference(qk, v, visits: Counter, dedup: bool):
+    """Softmax over the set (dedup) or multiset of visited pairs; logits q·k̂, self −1e5. [L, d]."""
+    length = qk.shape[0]
+    keys = qk / qk.norm(dim=-1, keepdim=True)
+    weights = torch.zeros(length, length, dtype=qk.dtype)
+    for i in range(length):
+        js = [j for j in range(length) if (i, j) in visits]
+        logits = torch.stack([qk[i] @ keys[j] - (1e5 if i == j else 0.0) for j in js])
+        if not dedup:
+            logits = logits + torch.tensor([math.log(visits[i, j]) for j in js], dtype=qk.dtype)
+        weights[i, js] = torch.softmax(logits, dim=0)
+    return weights @ v, weights
+
+
+# ----------------------------------------------------------------------------------------------------
+# full_attention and memory_efficient_attention
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_full_shared_qk_formula():
+    q, v = _rand(2, 12, 6), _rand(2, 12, 3, seed=1)
+    logits = q @ F.normalize(q, dim=-1).transpose(-1, -2) - 1e5 * torch.eye(12, dtype=F64)
+    out, weights = full_attention(q, v, return_weights=True)
+    torch.testing.assert_close(weights, torch.softmax(logits, -1), atol=1e-12, rtol=0)
+    torch.testing.assert_close(out, torch.softmax(logits, -1) @ v, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_full_with_k_is_scaled_dot_product_attention(causal):
+    q, k, v = _rand(2, 3, 10, 8), _rand(2, 3, 10, 8, seed=1), _rand(2, 3, 10, 5, seed=2)
+    want = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    torch.testing.assert_close(full_attention(q, v, k, causal=causal), want, atol=1e-12, rtol=0)
+
+
+def test_full_causal_first_query_returns_own_value_and_no_future_weight():
+    q, v = _rand(10, 4, dtype=torch.float32), _rand(10, 3, seed=1, dtype=torch.float32)
+    out, weights = full_attention(q, v, causal=True, return_weights=True)
+    torch.testing.assert_close(out[0], v[0], atol=1e-6, rtol=0)
+    assert torch.all(weights.triu(1) == 0)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("causal", [False, True])
+def test_memory_efficient_equals_full_values_and_grads(shared, causal):
+    # float64, tolerance 1e-10; L = 21 with query chunks of 8 (last chunk partial).
+    q, v = _rand(2, 21, 6).requires_grad_(), _rand(2, 21, 4, seed=1).requires_grad_()
+    k = None if shared else _rand(2, 21, 6, seed=2).requires_grad_()
+    inputs = [t for t in (q, v, k) if t is not None]
+    upstream = _rand(2, 21, 4, seed=3)
+    want = full_attention(q, v, k, causal=causal)
+    got = memory_efficient_attention(q, v, k, causal=causal, query_chunk_size=8)
+    torch.testing.assert_close(got, want, atol=1e-10, rtol=0)
+    for g_got, g_want in zip(
+        torch.autograd.grad(got, inputs, upstream), torch.autograd.grad(want, inputs, upstream), strict=True
+    ):
+        torch.testing.assert_close(g_got, g_want, atol=1e-10, rtol=0)
+
+
+def test_memory_efficient_gradcheck():
+    q, k, v = (_rand(1, 6, 3, seed=s).requires_grad_() for s in range(3))
+    assert torch.autograd.gradcheck(
+        lambda q, k, v: memory_efficient_attention(q, v, k, causal=True, query_chunk_size=4), (q, k, v)
+    )
+
+
+def test_full_attention_bad_shapes():
+    with pytest.raises(ValueError, match="same shape up to the last dim"):
+        full_attention(_rand(10, 4), _rand(9, 4))
+    with pytest.raises(ValueError, match="k must have shape"):
+        full_attention(_rand(10, 4), _rand(10, 4), _rand(10, 5))
+    with pytest.raises(ValueError, match="query_chunk_size must be >= 1"):
+        memory_efficient_attention(_rand(10, 4), _rand(10, 4), query_chunk_size=0)
+
+
+# ----------------------------------------------------------------------------------------------------
+# lsh_attention: invariants
+# ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_hashes", [1, 2, 4])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+def test_one_chunk_per_round_across_buckets_equals_full(n_hashes, causal, dtype, tol):
+    # n_buckets = 2: the default chunk 2L/n_buckets = L, so each round's window is the whole sequence.
+    qk, v = _rand(2, 3, 16, 8, dtype=dtype), _rand(2, 3, 16, 5, seed=1, dtype=dtype)
+    got, info = lsh_attention(
+        qk,
+        v,
+        n_buckets=2,
+        n_hashes=n_hashes,
+        causal=causal,
+        attend_across_buckets=True,
+        generator=_gen(n_hashes),
+        return_info=True,
+    )
+    want, weights = full_attention(qk, v, causal=causal, return_weights=True)
+    torch.testing.assert_close(got, want, atol=tol, rtol=0)
+    torch.testing.assert_close(info.weights, weights, atol=tol, rtol=0)
+
+
+@pytest.mark.parametrize("n_hashes", [1, 3])
+def test_bucket_masking_differs_from_full_with_two_buckets(n_hashes):
+    # Documented negative: with same-bucket masking (eq. 4) a query cannot see the other bucket's keys,
+    # so one chunk per round still differs from full attention (by far more than 1e-3).
+    qk, v = _rand(16, 8), _rand(16, 5, seed=1)
+    got = lsh_attention(qk, v, n_buckets=2, n_hashes=n_hashes, generator=_gen(0))
+    assert (got - full_attention(qk, v)).abs().max() > 1e-3
+
+
+CASES = [  # (L, n_buckets, n_hashes, seed): chunks of 2L/n_buckets, several per round
+    (24, 6, 3, 0),
+    (32, 8, 4, 1),
+    (16, 4, 2, 2),
+]
+
+
+@pytest.mark.parametrize("length, n_buckets, n_hashes, seed", CASES)
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("across", [False, True])
+@pytest.mark.parametrize("dedup", [True, False])
+def test_matches_brute_force_set_or_multiset(length, n_buckets, n_hashes, seed, causal, across, dedup):
+    # dedup=True: softmax over the SET of visited valid pairs; False: over the multiset. float64, 1e-10.
+    qk, v = _rand(2, length, 4, seed=seed), _rand(2, length, 3, seed=seed + 10)
+    got, info = lsh_attention(
+        qk,
+        v,
+        n_buckets=n_buckets,
+        n_hashes=n_hashes,
+        causal=causal,
+        attend_across_buckets=across,
+        dedup=dedup,
+        generator=_gen(seed),
+        return_info=True,
+    )
+    chunk = 2 * length // n_buckets
+    for b in range(2):
+        visits = _visits(info.buckets[b], chunk, causal, across)
+        want, weights = _reference(qk[b], v[b], visits, dedup)
+        torch.testing.assert_close(got[b], want, atol=1e-10, rtol=0)
+        torch.testing.assert_close(info.weights[b], weights, atol=1e-10, rtol=0)
+
+
+def test_brute_force_cases_exercise_duplicates_and_overflow():
+    # Guard for the test above: its cases contain pairs seen in several rounds (so dedup matters)
+    # and same-bucket pairs that no window holds (a bucket larger than its chunk window).
+    length, n_buckets, n_hashes, seed = CASES[1]
+    qk, v = _rand(2, length, 4, seed=seed), _rand(2, length, 3, seed=seed + 10)
+    _, info = lsh_attention(
+        qk, v, n_buckets=n_buckets, n_hashes=n_hashes, generator=_gen(seed), return_info=True
+    )
+    buckets = info.buckets[0]
+    visits = _visits(buckets, 2 * length // n_buckets, False, False)
+    assert max(visits.values()) > 1
+    same_bucket = {(i, j) for r in range(n_hashes) for i in range(length) for j in range(length)
+                   if buckets[r, i] == buckets[r, j]}  # fmt: skip
+    assert same_bucket - set(visits)
+    deduped = lsh_attention(qk, v, n_buckets=n_buckets, buckets=info.buckets)
+    multiset = lsh_attention(qk, v, n_buckets=n_buckets, buckets=info.buckets, dedup=False)
+    assert (deduped - multiset).abs().max() > 1e-6
+
+
+@pytest.mark.parametrize("n_hashes", [1, 3])
+def test_causal_weights_vanish_on_later_positions(n_hashes):
+    qk, v = _rand(2, 32, 4, dtype=torch.float32), _rand(2, 32, 3, seed=1, dtype=torch.float32)
+    _, info = lsh_attention(
+        qk, v, n_buckets=8, n_hashes=n_hashes, causal=True, generator=_gen(0), return_info=True
+    )
+    assert torch.all(info.weights.triu(1) == 0)
+    torch.testing.assert_close(info.weights.sum(-1), torch.ones(2, 32), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("n_hashes", [1, 2, 4])
+def test_causal_first_position_returns_its_own_value(n_hashes):
+    # Position 0 has no valid target but itself (finite self penalty); float32, atol 1e-6.
+    qk, v = _rand(3, 32, 4, dtype=torch.float32), _rand(3, 32, 3, seed=1, dtype=torch.float32)
+    out = lsh_attention(qk, v, n_buckets=8, n_hashes=n_hashes, causal=True, generator=_gen(0))
+    torch.testing.assert_close(out[:, 0], v[:, 0], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("n_hashes", [1, 3])
+def test_query_alone_in_its_bucket_returns_its_own_value(n_hashes):
+    # Position 5 is alone in bucket 7 in every round, so its only valid key is itself (self penalty is
+    # finite): its output is v[5] exactly (float32, atol 1e-6) and nothing is NaN.
+    qk, v = _rand(16, 4, dtype=torch.float32), _rand(16, 3, seed=1, dtype=torch.float32)
+    buckets = (torch.arange(16) % 7).expand(n_hashes, 16).clone()
+    buckets[:, 5] = 7
+    out = lsh_attention(qk, v, n_buckets=8, buckets=buckets)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out[5], v[5], atol=1e-6, rtol=0)
+
+
+def test_round_weights_sum_to_one():
+    qk, v = _rand(2, 32, 4), _rand(2, 32, 3, seed=1)
+    _, info = lsh_attention(qk, v, n_buckets=8, n_hashes=4, generator=_gen(0), return_info=True)
+    assert info.round_weights.shape == (2, 4, 32)
+    torch.testing.assert_close(info.round_weights.sum(-2), torch.ones(2, 32, dtype=F64), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("dedup", [True, False])
+@pytest.mark.parametrize("causal", [False, True])
+def test_identical_rounds_give_the_single_round_output(dedup, causal):
+    # The same R repeated 3 times visits the same pairs 3 times; float64, 1e-10.
+    qk, v = _rand(2, 32, 4), _rand(2, 32, 3, seed=1)
+    r = random_rotations(4, 8, 1, generator=_gen(0), dtype=F64)
+    one = lsh_attention(qk, v, n_buckets=8, rotations=r, causal=causal)
+    three = lsh_attention(qk, v, n_buckets=8, rotations=r.expand(3, -1, -1), causal=causal, dedup=dedup)
+    torch.testing.assert_close(three, one, atol=1e-10, rtol=0)
+
+
+def test_info_shapes_and_sorting():
+    qk, v = _rand(2, 3, 32, 4), _rand(2, 3, 32, 5, seed=1)
+    out, info = lsh_attention(qk, v, n_buckets=8, n_hashes=2, generator=_gen(0), return_info=True)
+    assert out.shape == (2, 3, 32, 5)
+    for name in ("buckets", "sort_indices", "undo_indices", "chunk_ids", "round_weights"):
+        assert getattr(info, name).shape == (2, 3, 2, 32), name
+    assert info.weights.shape == (2, 3, 32, 32) and info.rotations.shape == (2, 4, 4)
+    assert info.chunk_size == 8 and info.n_buckets == 8
+    sorted_buckets = info.buckets.gather(-1, info.sort_indices)
+    keys = sorted_buckets * 32 + info.sort_indices  # (bucket, position) nondecreasing along each round
+    assert torch.all(keys.diff(dim=-1) > 0)
+    assert torch.equal(info.chunk_ids, info.undo_indices // 8)
+
+
+def test_weights_omitted_for_long_sequences(monkeypatch):
+    monkeypatch.setattr(attention, "MAX_WEIGHTS_LENGTH", 16)
+    _, info = lsh_attention(_rand(32, 4), _rand(32, 4), n_buckets=8, generator=_gen(0), return_info=True)
+    assert info.weights is None
+
+
+def test_sort_and_unsort_are_inverse():
+    buckets = hash_vectors(_rand(2, 40, 4), 8, 3, generator=_gen(0))
+    sort_idx, undo_idx = sort_by_bucket(buckets)
+    positions = torch.arange(40).expand(2, 3, 40)
+    assert torch.equal(undo_idx.gather(-1, sort_idx), positions)
+    assert torch.equal(sort_idx.gather(-1, undo_idx), positions)
+    x = _rand(2, 3, 40)
+    assert torch.equal(x.gather(-1, sort_idx).gather(-1, undo_idx), x)
+
+
+def test_leading_dims_are_independent():
+    # [batch, heads, L, d] with per-head rotations equals running each (batch, head) slice alone.
+    qk, v = _rand(2, 3, 16, 4), _rand(2, 3, 16, 3, seed=1)
+    r = random_rotations(4, 4, 2, generator=_gen(0), batch_shape=(3,), dtype=F64)
+    out = lsh_attention(qk, v, n_buckets=4, rotations=r, causal=True)
+    for b in range(2):
+        for h in range(3):
+            alone = lsh_attention(qk[b, h], v[b, h], n_buckets=4, rotations=r[h], causal=True)
+            torch.testing.assert_close(out[b, h], alone, atol=1e-12, rtol=0)
+
+
+def test_given_buckets_replay_the_hashing():
+    qk, v = _rand(32, 4), _rand(32, 3, seed=1)
+    out, info = lsh_attention(qk, v, n_buckets=8, n_hashes=2, generator=_gen(3), return_info=True)
+    assert torch.equal(lsh_attention(qk, v, n_buckets=8, buckets=info.buckets), out)
+    assert torch.equal(lsh_attention(qk, v, n_buckets=8, rotations=info.rotations), out)
+
+
+def test_deterministic_for_a_seed():
+    qk, v = _rand(32, 4), _rand(32, 3, seed=1)
+    a = lsh_attention(qk, v, n_buckets=8, n_hashes=2, generator=_gen(0))
+    assert torch.equal(a, lsh_attention(qk, v, n_buckets=8, n_hashes=2, generator=_gen(0)))
+    assert not torch.equal(a, lsh_attention(qk, v, n_buckets=8, n_hashes=2, generator=_gen(1)))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_gradcheck_with_fixed_hashing(causal):
+    # float64 gradcheck through sort, chunk, look-back, round combination and unsort (buckets fixed).
+    qk, v = _rand(1, 8, 3).requires_grad_(), _rand(1, 8, 2, seed=1).requires_grad_()
+    buckets = hash_vectors(qk, 4, 3, generator=_gen(0))
+    assert torch.autograd.gradcheck(
+        lambda qk, v: lsh_attention(qk, v, n_buckets=4, buckets=buckets, causal=causal), (qk, v)
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# lsh_attention: bad inputs
+# ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_buckets": 5}, "must be even"),
+        ({"n_buckets": 4, "chunk_size": 5}, r"chunk_size=5 must divide the sequence length L=16"),
+        ({"n_buckets": 6}, r"default chunk_size 2·L/n_buckets = 32/6 is not an integer"),
+        ({"n_buckets": 4, "n_hashes": 0}, r"n_hashes must be >= 1"),
+        ({"n_buckets": 4, "rotations": torch.randn(2, 4, 3, dtype=F64)}, r"rotations must have shape"),
+        (
+            {"n_buckets": 4, "n_hashes": 3, "rotations": torch.randn(2, 4, 2, dtype=F64)},
+            "rotations must have",
+        ),
+        ({"n_buckets": 4, "buckets": torch.zeros(2, 15, dtype=torch.long)}, r"buckets must have shape"),
+        ({"n_buckets": 4, "buckets": torch.full((1, 16), 4)}, r"must lie in \[0, n_buckets\)"),
+        ({"n_buckets": 4, "buckets": torch.zeros(1, 16, dtype=torch.long), "generator": _gen(0)}, "not both"),
+    ],
+)
+def test_lsh_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        lsh_attention(_rand(16, 4), _rand(16, 3), **kwargs)
+
+
+def test_lsh_mismatched_qk_and_v():
+    with pytest.raises(ValueError, match=r"qk and v must have the same shape up to the last dim"):
+        lsh_attention(_rand(16, 4), _rand(12, 4), n_buckets=4)
+    with pytest.raises(ValueError, match=r"at least 2 dims"):
+        lsh_attention(_rand(16), _rand(16), n_buckets=4)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Modules
+# ----------------------------------------------------------------------------------------------------
+
+
+def _lsh_module(seed: int = 0, **kwargs) -> LSHSelfAttention:
+    torch.manual_seed(0)  # same weights for every module built here
+    return LSHSelfAttention(16, 2, chunk_size=4, seed=seed, **kwargs).double()
+
+
+def test_lsh_module_shapes_and_memory_of_last_hashing():
+    module, x = _lsh_module(n_hashes=2), _rand(3, 32, 16)
+    y = module(x)
+    assert y.shape == (3, 32, 16)
+    assert module.last_rotations.shape == (2, 2, 8, 8)  # [heads, rounds, d_head, n_buckets/2]
+    assert module.last_buckets.shape == (3, 2, 2, 32)  # [batch, heads, rounds, L]
+    rotations, buckets = module.last_rotations, module.last_buckets
+    assert torch.equal(module(x, rotations=rotations), y)
+    assert torch.equal(module(x, buckets=buckets), y)
+    assert module.last_rotations is None  # given buckets: no rotations were used
+
+
+def test_lsh_module_same_seed_same_output_and_fresh_hashes_per_call():
+    x = _rand(2, 32, 16)
+    a, b = _lsh_module(seed=5, n_hashes=2), _lsh_module(seed=5, n_hashes=2)
+    first = a(x)
+    assert torch.equal(first, b(x))
+    assert not torch.equal(first, _lsh_module(seed=6, n_hashes=2)(x))
+    assert not torch.equal(first, a(x))  # the next call draws new rotations
+
+
+def test_lsh_module_n_hashes_override_at_call_time():
+    x = _rand(2, 32, 16)
+    y1, y4 = _lsh_module(seed=1)(x), _lsh_module(seed=1)(x, n_hashes=4)
+    assert _lsh_module(seed=1)(x, n_hashes=4).shape == y1.shape
+    assert not torch.allclose(y1, y4)
+    assert _lsh_module(seed=1).n_hashes == 1
+
+
+def test_lsh_module_one_chunk_across_buckets_equals_full_module():
+    # Same weights; n_buckets = 2 (one chunk per round) and attend_across_buckets: shared-QK full attention.
+    torch.manual_seed(0)
+    lsh = LSHSelfAttention(16, 2, n_buckets=2, n_hashes=3, attend_across_buckets=True, causal=True, seed=0)
+    full = FullSelfAttention(16, 2, shared_qk=True, causal=True)
+    full.load_state_dict(lsh.state_dict())  # the two modules name their parameters alike
+    x = _rand(2, 12, 16, dtype=torch.float32)
+    torch.testing.assert_close(lsh(x), full(x), atol=1e-5, rtol=0)
+
+
+def test_lsh_module_bad_inputs():
+    with pytest.raises(ValueError, match="must be a multiple of chunk_size=4"):
+        _lsh_module()(_rand(2, 30, 16))
+    with pytest.raises(ValueError, match="d_model=16"):
+        _lsh_module()(_rand(2, 32, 8))
+    with pytest.raises(ValueError, match="must be even"):
+        LSHSelfAttention(16, 2, n_buckets=3)
+    with pytest.raises(ValueError, match="divisible by n_heads"):
+        LSHSelfAttention(16, 3)
+    with pytest.raises(ValueError, match="n_hashes must be >= 1"):
+        LSHSelfAttention(16, 2, n_hashes=0)
+    with pytest.raises(ValueError, match="n_hashes must be >= 1"):
+        _lsh_module()(_rand(2, 32, 16), n_hashes=0)
+
+
+def _heads(t: torch.Tensor) -> torch.Tensor:
+    return t.view(2, 10, 4, 4).transpose(1, 2)
+
+
+def test_full_module_shared_versus_separate_qk():
+    # Shared: unit keys from the one qk projection, self masked. Separate: softmax(q kᵀ/√d) v. fp32, 1e-6.
+    x = _rand(2, 10, 16, dtype=torch.float32)
+    shared, separate = FullSelfAttention(16, 4), FullSelfAttention(16, 4, shared_qk=False)
+    assert set(shared.state_dict()) == {"to_qk.weight", "to_v.weight", "to_out.weight", "to_out.bias"}
+    assert set(separate.state_dict()) == {
+        "to_q.weight",
+        "to_k.weight",
+        "to_v.weight",
+        "to_out.weight",
+        "to_out.bias",
+    }
+    with torch.no_grad():
+        separate.to_q.weight.copy_(shared.to_qk.weight)
+        separate.to_v.weight.copy_(shared.to_v.weight)
+        separate.to_out.load_state_dict(shared.to_out.state_dict())
+    assert shared(x).shape == separate(x).shape == (2, 10, 16)
+    assert not torch.allclose(shared(x), separate(x))
+    qk, v = _heads(shared.to_qk(x)), _heads(shared.to_v(x))
+    want = shared.to_out(full_attention(qk, v).transpose(1, 2).reshape(2, 10, 16))
+    torch.testing.assert_close(shared(x), want, atol=1e-6, rtol=0)
+    q, k = _heads(separate.to_q(x)), _heads(separate.to_k(x))
+    sdpa = F.scaled_dot_product_attention(q, k, v)
+    torch.testing.assert_close(
+        separate(x), separate.to_out(sdpa.transpose(1, 2).reshape(2, 10, 16)), atol=1e-6, rtol=0
+    )
+
+
+@pytest.mark.parametrize("shared_qk", [True, False])
+def test_full_module_memory_efficient_flag(shared_qk):
+    torch.manual_seed(0)
+    plain = FullSelfAttention(16, 2, shared_qk=shared_qk, causal=True).double()
+    torch.manual_seed(0)
+    chunked = FullSelfAttention(
+        16, 2, shared_qk=shared_qk, causal=True, memory_efficient=True, query_chunk_size=3
+    )
+    x = _rand(2, 10, 16)
+    torch.testing.assert_close(chunked.double()(x), plain(x), atol=1e-10, rtol=0)

@@ -1,0 +1,172 @@
+"""Angular LSH (paper §2, Figure 1): h(x) = argmax([xR; −xR]) with a fresh R per round."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from reformer_lab.hashing import check_n_buckets, hash_vectors, random_rotations
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _x(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    return torch.randn(*shape, generator=_gen(seed), dtype=dtype)
+
+
+def test_rotations_shape_dtype_and_batch_shape():
+    r = random_rotations(8, 6, 3, generator=_gen(0))
+    assert r.shape == (3, 8, 3) and r.dtype == torch.get_default_dtype()
+    r = random_rotations(8, 6, 3, generator=_gen(0), batch_shape=(4,), dtype=torch.float64)
+    assert r.shape == (4, 3, 8, 3) and r.dtype == torch.float64
+
+
+def test_rotations_are_gaussian_by_default():
+    # 3·64·64 standard normals: mean within 0.05 of 0 and variance within 0.05 of 1 (fixed seed).
+    r = random_rotations(64, 128, 3, generator=_gen(0), dtype=torch.float64)
+    assert abs(r.mean().item()) < 0.05 and abs(r.var().item() - 1) < 0.05
+
+
+def test_orthogonal_rotations_are_orthonormal():
+    r = random_rotations(16, 12, 4, generator=_gen(0), orthogonal=True, dtype=torch.float64)
+    gram = r.transpose(-1, -2) @ r  # [n_hashes, n_buckets/2, n_buckets/2]
+    torch.testing.assert_close(gram, torch.eye(6, dtype=torch.float64).expand(4, 6, 6), atol=1e-12, rtol=0)
+
+
+def test_orthogonal_needs_half_the_buckets_at_most_d():
+    with pytest.raises(ValueError, match=r"n_buckets // 2 <= d"):
+        random_rotations(4, 10, generator=_gen(0), orthogonal=True)
+
+
+def test_rotations_fresh_per_round():
+    r = random_rotations(8, 8, 4, generator=_gen(0))
+    for a in range(4):
+        for b in range(a + 1, 4):
+            assert not torch.equal(r[a], r[b])
+
+
+def test_hash_matches_argmax_of_concatenated_projections():
+    x, r = _x(10, 5), random_rotations(5, 8, 2, generator=_gen(1), dtype=torch.float64)
+    got = hash_vectors(x, 8, rotations=r)
+    for h in range(2):
+        for i in range(10):
+            projected = x[i] @ r[h]
+            assert got[h, i].item() == int(torch.argmax(torch.cat([projected, -projected])))
+
+
+def test_hash_shape_dtype_and_range():
+    buckets = hash_vectors(_x(2, 3, 40, 8), 6, 4, generator=_gen(0))
+    assert buckets.shape == (2, 3, 4, 40) and buckets.dtype == torch.long
+    assert buckets.min() >= 0 and buckets.max() < 6
+    assert len(buckets.unique()) == 6  # 960 hashes of Gaussian data fill all 6 buckets
+
+
+def test_hash_is_scale_invariant():
+    x, r = _x(3, 50, 8), random_rotations(8, 10, 3, generator=_gen(2), dtype=torch.float64)
+    base = hash_vectors(x, 10, rotations=r)
+    for scale in (1e-3, 0.5, 3.7, 1024.0):
+        assert torch.equal(hash_vectors(scale * x, 10, rotations=r), base)
+
+
+def test_hash_of_negation_shifts_by_half():
+    x, r = _x(3, 50, 8), random_rotations(8, 10, 3, generator=_gen(3), dtype=torch.float64)
+    assert torch.equal(hash_vectors(-x, 10, rotations=r), (hash_vectors(x, 10, rotations=r) + 5) % 10)
+
+
+def test_hash_deterministic_for_a_seed_and_different_across_seeds():
+    x = _x(64, 8)
+    a, b = hash_vectors(x, 8, 2, generator=_gen(7)), hash_vectors(x, 8, 2, generator=_gen(7))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, hash_vectors(x, 8, 2, generator=_gen(8)))
+
+
+def test_generator_draw_equals_explicit_rotations():
+    x = _x(2, 30, 8)
+    r = random_rotations(8, 6, 3, generator=_gen(5), dtype=x.dtype)
+    assert torch.equal(hash_vectors(x, 6, 3, generator=_gen(5)), hash_vectors(x, 6, rotations=r))
+
+
+def test_without_generator_uses_global_rng():
+    x = _x(30, 8)
+    torch.manual_seed(11)
+    a = hash_vectors(x, 6, 2)
+    torch.manual_seed(11)
+    assert torch.equal(a, hash_vectors(x, 6, 2))
+
+
+def test_rounds_hash_independently():
+    # Different rotations per round: the 4 rounds' buckets of 64 vectors are pairwise different.
+    buckets = hash_vectors(_x(64, 8), 8, 4, generator=_gen(0))
+    for a in range(4):
+        for b in range(a + 1, 4):
+            assert not torch.equal(buckets[a], buckets[b])
+
+
+def test_rotations_broadcast_over_leading_dims():
+    # One R per head ([n_heads, n_hashes, d, b/2]) hashes x of shape [batch, n_heads, L, d] per head.
+    x, r = (
+        _x(2, 3, 20, 8),
+        random_rotations(8, 6, 2, generator=_gen(0), batch_shape=(3,), dtype=torch.float64),
+    )
+    got = hash_vectors(x, 6, rotations=r)
+    assert got.shape == (2, 3, 2, 20)
+    for head in range(3):
+        assert torch.equal(got[:, head], hash_vectors(x[:, head], 6, rotations=r[head]))
+
+
+def test_two_bucket_collision_probability_is_one_minus_angle_over_pi():
+    # With 2 buckets, h(x) = h(y) iff sign(x·r) = sign(y·r): probability 1 − θ/π. 4000 Gaussian rounds,
+    # fixed seed; tolerance 0.03 (about 4 standard errors).
+    theta = math.pi / 3
+    pair = torch.tensor([[1.0, 0.0], [math.cos(theta), math.sin(theta)]], dtype=torch.float64)
+    buckets = hash_vectors(pair, 2, 4000, generator=_gen(0))
+    measured = (buckets[:, 0] == buckets[:, 1]).double().mean().item()
+    assert abs(measured - (1 - theta / math.pi)) < 0.03
+
+
+def test_hash_carries_no_gradient():
+    x = _x(10, 4).requires_grad_()
+    assert not hash_vectors(x, 4, generator=_gen(0)).requires_grad
+
+
+@pytest.mark.parametrize("n_buckets, match", [(5, "must be even"), (0, ">= 2"), (1, ">= 2"), (2.0, "int")])
+def test_bad_n_buckets(n_buckets, match):
+    with pytest.raises(ValueError, match=match):
+        check_n_buckets(n_buckets)
+    with pytest.raises(ValueError, match=match):
+        hash_vectors(_x(8, 4), n_buckets, generator=_gen(0))
+    with pytest.raises(ValueError, match=match):
+        random_rotations(4, n_buckets)
+
+
+def test_bad_x():
+    with pytest.raises(ValueError, match=r"at least 2 dims"):
+        hash_vectors(torch.randn(8), 4)
+    with pytest.raises(ValueError, match="floating-point"):
+        hash_vectors(torch.ones(8, 4, dtype=torch.long), 4)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(8, 3), (2, 5, 3), (2, 4, 2), (3, 4, 3)],  # too few dims; wrong d; wrong n_buckets/2; wrong rounds
+)
+def test_bad_rotation_shapes(shape):
+    with pytest.raises(ValueError, match=r"rotations must have shape \[\.\.\., 2, 4, 3\]"):
+        hash_vectors(_x(10, 4), 6, 2, rotations=torch.randn(shape, dtype=torch.float64))
+
+
+def test_rotations_leading_dims_must_broadcast():
+    with pytest.raises(ValueError, match="must broadcast"):
+        hash_vectors(_x(3, 10, 4), 6, rotations=torch.randn(5, 1, 4, 3, dtype=torch.float64))
+
+
+def test_rotations_and_generator_exclusive_and_n_hashes_positive():
+    r = random_rotations(4, 6, generator=_gen(0), dtype=torch.float64)
+    with pytest.raises(ValueError, match="not both"):
+        hash_vectors(_x(10, 4), 6, rotations=r, generator=_gen(0))
+    with pytest.raises(ValueError, match=r"n_hashes must be >= 1"):
+        hash_vectors(_x(10, 4), 6, 0, generator=_gen(0))
