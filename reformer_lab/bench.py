@@ -1,0 +1,282 @@
+"""Benchmarks: measured side by side, in one run, printed as tables with ratios.
+
+``python -m reformer_lab.bench attention`` times forward+backward of causal attention at growing
+sequence length with the number of tokens per step held fixed (paper §5, Figure 5 right), and
+measures each configuration's peak memory. Every configuration runs in its own fresh process
+(:func:`reformer_lab.memory.peak_rss_bytes`), so one measurement's memory cannot leak into the next;
+timings are the median of ``--repeats`` steps after one warm-up step.
+
+On a CPU the memory figure is the growth of the process's peak resident set during the steps; on
+CUDA (``--device cuda``) it is the peak allocated by PyTorch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from reformer_lab.memory import format_bytes, peak_rss_bytes
+
+ATTENTION_VARIANTS = ("lsh-1", "lsh-2", "lsh-4", "lsh-8", "full", "memory-efficient", "sdpa")
+PEER_VARIANTS = ("ours-module", "reformer-pytorch", "hf-transformers")
+
+
+@dataclass(frozen=True)
+class AttentionSetting:
+    """One benchmark point: a variant at one length, with the batch that keeps tokens per step fixed."""
+
+    variant: str
+    length: int
+    batch: int
+    d_model: int = 256
+    n_heads: int = 4
+    chunk_size: int = 64
+    repeats: int = 3
+    device: str = "cpu"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Measurement:
+    setting: AttentionSetting
+    seconds: float | None
+    peak_bytes: int | None
+    note: str = ""
+
+
+def _inputs(s: AttentionSetting) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(s.seed)
+    shape = (s.batch, s.n_heads, s.length, s.d_model // s.n_heads)
+    qk, v = (torch.randn(shape, generator=generator).to(s.device).requires_grad_() for _ in range(2))
+    return qk, v
+
+
+def _functional_step(s: AttentionSetting) -> Callable[[], torch.Tensor]:
+    from reformer_lab.attention import full_attention, lsh_attention, memory_efficient_attention, unit_keys
+
+    qk, v = _inputs(s)
+    if s.variant.startswith("lsh-"):
+        n_hashes, n_buckets = int(s.variant.split("-")[1]), 2 * s.length // s.chunk_size
+        generator = torch.Generator(device=s.device).manual_seed(s.seed)
+        return lambda: lsh_attention(
+            qk, v, n_buckets=n_buckets, n_hashes=n_hashes, chunk_size=s.chunk_size, causal=True, generator=generator
+        )
+    if s.variant == "full":
+        return lambda: full_attention(qk, v, causal=True)
+    if s.variant == "memory-efficient":
+        return lambda: memory_efficient_attention(qk, v, causal=True, query_chunk_size=128)
+    if s.variant == "sdpa":
+        return lambda: F.scaled_dot_product_attention(qk, unit_keys(qk), v, is_causal=True, scale=1.0)
+    raise ValueError(f"unknown attention variant {s.variant!r}; choose from {ATTENTION_VARIANTS + PEER_VARIANTS}")
+
+
+def _peer_step(s: AttentionSetting) -> Callable[[], torch.Tensor]:
+    """Whole multi-head LSH self-attention modules (projections included), ours and the peers'."""
+    torch.manual_seed(s.seed)
+    x = torch.randn(s.batch, s.length, s.d_model, generator=torch.Generator().manual_seed(s.seed)).to(s.device)
+    x.requires_grad_()
+    if s.variant == "ours-module":
+        from reformer_lab.attention import LSHSelfAttention
+
+        module = LSHSelfAttention(s.d_model, s.n_heads, chunk_size=s.chunk_size, n_hashes=2, causal=True, seed=s.seed)
+        return lambda: module.to(s.device)(x)
+    if s.variant == "reformer-pytorch":
+        from reformer_pytorch import LSHSelfAttention as PeerLSH
+
+        module = PeerLSH(dim=s.d_model, heads=s.n_heads, bucket_size=s.chunk_size, n_hashes=2, causal=True)
+        return lambda: module.to(s.device)(x)
+    if s.variant == "hf-transformers":
+        from transformers import ReformerConfig
+        from transformers.models.reformer.modeling_reformer import LSHSelfAttention as HFLSH
+
+        config = ReformerConfig(
+            hidden_size=s.d_model, num_attention_heads=s.n_heads, attention_head_size=s.d_model // s.n_heads,
+            lsh_attn_chunk_length=s.chunk_size, num_hashes=2, num_buckets=2 * s.length // s.chunk_size,
+            lsh_num_chunks_before=1, lsh_num_chunks_after=0, is_decoder=True, hash_seed=s.seed,
+            lsh_attention_probs_dropout_prob=0.0,
+        )
+        module = HFLSH(config).to(s.device)
+        return lambda: module(x)[0]
+    raise ValueError(f"unknown peer variant {s.variant!r}; choose from {PEER_VARIANTS}")
+
+
+def time_step(s: AttentionSetting) -> float:
+    """Median seconds of one forward+backward step of ``s`` (run in the measuring child process)."""
+    if s.variant not in ATTENTION_VARIANTS + PEER_VARIANTS:
+        raise ValueError(f"unknown attention variant {s.variant!r}; choose from {ATTENTION_VARIANTS + PEER_VARIANTS}")
+    step = _peer_step(s) if s.variant in PEER_VARIANTS else _functional_step(s)
+
+    def once() -> float:
+        start = time.perf_counter()
+        step().float().square().mean().backward()
+        if s.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    once()  # warm-up: allocator, thread pools, first-call dispatch
+    return statistics.median(once() for _ in range(s.repeats))
+
+
+def _time_on_cuda(s: AttentionSetting) -> tuple[float, int]:
+    from reformer_lab.memory import peak_cuda_bytes
+
+    peak = peak_cuda_bytes(time_step, s)
+    return peak.output, peak.delta_bytes
+
+
+def measure(s: AttentionSetting, timeout: float = 900.0) -> Measurement:
+    """Time and peak memory of one setting in a fresh process; failures become a note, not a crash."""
+    try:
+        if s.device.startswith("cuda"):
+            seconds, peak = _time_on_cuda(s)
+            return Measurement(s, seconds, peak)
+        result = peak_rss_bytes(time_step, s, timeout=timeout)
+        return Measurement(s, result.output, result.delta_bytes)
+    except (RuntimeError, TimeoutError, ImportError) as error:
+        return Measurement(s, None, None, note=str(error).splitlines()[0][:160])
+
+
+def _settings(args: argparse.Namespace, variants: Sequence[str]) -> list[AttentionSetting]:
+    settings = []
+    for length in args.lengths:
+        if args.tokens % length:
+            raise SystemExit(f"--tokens {args.tokens} must be a multiple of every length (got {length})")
+        if length % args.chunk:
+            raise SystemExit(f"length {length} must be a multiple of --chunk {args.chunk}")
+        for variant in variants:
+            settings.append(AttentionSetting(variant, length, args.tokens // length, args.d_model, args.heads,
+                                             args.chunk, args.repeats, args.device))
+    return settings
+
+
+def _skip_reason(s: AttentionSetting, full_cap: int) -> str:
+    if s.variant == "full" and s.length > full_cap:
+        l_by_l = s.batch * s.n_heads * s.length**2 * 4
+        return f"skipped: one L×L fp32 tensor is {format_bytes(l_by_l)} (raise --full-cap to run it)"
+    return ""
+
+
+def _progress(items: Sequence[AttentionSetting]):
+    try:
+        from tqdm.auto import tqdm
+
+        return tqdm(items, desc="measuring", unit="setting", file=sys.stderr)
+    except ImportError:
+        return items
+
+
+def run(settings: Sequence[AttentionSetting], full_cap: int) -> list[Measurement]:
+    results = []
+    bar = _progress(settings)
+    for s in bar:
+        if hasattr(bar, "set_postfix_str"):
+            bar.set_postfix_str(f"{s.variant} L={s.length}")
+        reason = _skip_reason(s, full_cap)
+        results.append(Measurement(s, None, None, reason) if reason else measure(s))
+    return results
+
+
+def format_table(results: Sequence[Measurement], reference: str) -> str:
+    """One row per (length, variant): seconds, peak memory, and both as ratios to ``reference``."""
+    ref = {m.setting.length: m for m in results if m.setting.variant == reference}
+    lines = [f"{'L/batch':>12s} {'variant':>17s} {'s/step':>9s} {'peak':>10s} {'time ÷ ' + reference:>14s}"
+             f" {'mem ÷ ' + reference:>13s}"]
+    for m in results:
+        s, r = m.setting, ref.get(m.setting.length)
+        if m.seconds is None:
+            lines.append(f"{s.length:>6d}/{s.batch:<5d} {s.variant:>17s}  {m.note}")
+            continue
+        t_ratio = f"{m.seconds / r.seconds:.2f}×" if r and r.seconds else "–"
+        m_ratio = f"{m.peak_bytes / r.peak_bytes:.2f}×" if r and r.peak_bytes else "–"
+        lines.append(f"{s.length:>6d}/{s.batch:<5d} {s.variant:>17s} {m.seconds:9.3f} "
+                     f"{format_bytes(m.peak_bytes):>10s} {t_ratio:>14s} {m_ratio:>13s}")
+    return "\n".join(lines)
+
+
+def _get(results: Sequence[Measurement], variant: str, length: int) -> Measurement | None:
+    return next((m for m in results if m.setting.variant == variant and m.setting.length == length), None)
+
+
+def attention_targets(results: Sequence[Measurement], at: int = 8192) -> list[tuple[str, bool | None, str]]:
+    """The issue's targets for LSH-2, each (claim, met?, evidence); None when not measured."""
+    lsh, sdpa, full = _get(results, "lsh-2", at), _get(results, "sdpa", at), _get(results, "full", at)
+    targets = []
+    if lsh and sdpa and lsh.seconds and sdpa.seconds:
+        ratio = sdpa.seconds / lsh.seconds
+        targets.append((f"L={at}: LSH-2 faster than sdpa (fwd+bwd)", ratio > 1, f"sdpa/LSH-2 time = {ratio:.2f}×"))
+    if lsh and full and lsh.peak_bytes and full.peak_bytes:
+        ratio = full.peak_bytes / lsh.peak_bytes
+        targets.append((f"L={at}: LSH-2 peak memory ≥5× below full", ratio >= 5, f"full/LSH-2 peak = {ratio:.1f}×"))
+    times = [m.seconds for m in results if m.setting.variant == "lsh-2" and m.seconds]
+    if len(times) >= 2:
+        spread = max(times) / min(times)
+        targets.append(("LSH-2 time per step flat within 1.5× across L", spread <= 1.5, f"max/min = {spread:.2f}×"))
+    return targets
+
+
+def _provenance(device: str) -> dict[str, str]:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    name = torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or platform.machine()
+    return {"device": f"{device} ({name})", "torch": torch.__version__, "commit": commit.strip(),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"), "threads": str(torch.get_num_threads())}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m reformer_lab.bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    att = sub.add_parser("attention", help="attention time and peak memory against length, tokens fixed")
+    att.add_argument("--lengths", type=int, nargs="+", default=[1024, 2048, 4096, 8192, 16384])
+    att.add_argument("--tokens", type=int, default=16384, help="tokens per step (batch = tokens / length)")
+    att.add_argument("--variants", nargs="+", default=list(ATTENTION_VARIANTS), choices=ATTENTION_VARIANTS)
+    att.add_argument("--d-model", type=int, default=256)
+    att.add_argument("--heads", type=int, default=4)
+    att.add_argument("--chunk", type=int, default=64)
+    att.add_argument("--repeats", type=int, default=3)
+    att.add_argument("--full-cap", type=int, default=8192, help="skip plain full attention above this length")
+    att.add_argument("--device", default="cpu")
+    att.add_argument("--peers", action="store_true",
+                     help="also compare whole LSH modules with reformer-pytorch and HF transformers "
+                          "(pip install -e '.[peers]')")
+    att.add_argument("--json", type=Path, help="also write the measurements and provenance to this JSON file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    print(f"attention forward+backward, causal, d_model {args.d_model}, {args.heads} heads, chunk {args.chunk}, "
+          f"{args.tokens} tokens per step, median of {args.repeats} on {args.device}")
+    results = run(_settings(args, args.variants), args.full_cap)
+    print(format_table(results, reference="lsh-2"))
+    for claim, met, evidence in attention_targets(results):
+        print(f"[{'MET' if met else 'MISSED'}] {claim}: {evidence}")
+    peers: list[Measurement] = []
+    if args.peers:
+        print("\nwhole LSH self-attention modules (projections included), n_hashes 2:")
+        peers = run(_settings(args, PEER_VARIANTS), args.full_cap)
+        print(format_table(peers, reference="ours-module"))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        records = [{**asdict(m.setting), "seconds": m.seconds, "peak_bytes": m.peak_bytes, "note": m.note}
+                   for m in results + peers]
+        args.json.write_text(json.dumps({"provenance": _provenance(args.device), "results": records}, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
