@@ -9,7 +9,7 @@ PORT ?= 8888
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with sanitize.cfg --nbval-cell-timeout=600
 
-.PHONY: venv lab test test-unit test-notebooks test-browser notebooks lint lock binder-url clean
+.PHONY: venv lab test test-unit test-notebooks test-browser notebooks lint lock binder-url bench-attention bench-peers clean
 
 venv: $(STAMP)
 
@@ -55,6 +55,16 @@ lock:
 	( echo '# Exact versions that `make` installs (pip install -r requirements.lock).'; \
 	  echo '# Regenerate with `make lock` after changing the ranges in pyproject.toml.'; \
 	  build/lock-venv/bin/pip freeze --exclude-editable | sed 's/+cpu$$//' ) > requirements.lock
+
+## make bench-attention: Table 1 / Figure 5 (right) on this machine, written to results/bench/
+bench-attention: venv
+	$(PY) -m reformer_lab.bench attention --json results/bench/attention-$(shell hostname -s)-cpu.json
+
+## make bench-peers: the same plus reformer-pytorch and HF transformers, in a separate venv (build/peers)
+bench-peers: venv
+	@test -x build/peers/bin/python || ($(PYTHON) -m venv build/peers && \
+		build/peers/bin/pip install --quiet -r requirements.lock && build/peers/bin/pip install --quiet -e '.[peers]')
+	build/peers/bin/python -m reformer_lab.bench attention --peers --variants lsh-2 sdpa --lengths 4096 8192 16384
 
 ## make binder-url: print the mybinder.org link for this clone's `origin` remote
 binder-url: venv
