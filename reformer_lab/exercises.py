@@ -304,3 +304,273 @@ def check_recall(fn: Callable[[float, int], float]) -> CheckResult:
     ]
     return _grade("Exercise 3 (recall)", fn, cases, mistakes)
 
+
+# Lesson 02, bucketing, sorting, chunking -----------------------------------------------------------
+
+__all__ += ["check_sort_by_bucket", "check_window_mask", "check_dropped_fraction"]
+
+
+def _l02_show(value: Any) -> str:
+    """A short rendering of one argument for a hint: 1-D tensors as lists."""
+    if hasattr(value, "tolist") and getattr(value, "dim", lambda: 0)() == 1 and len(value) <= 64:
+        return str(value.tolist())
+    return repr(value)
+
+
+def _l02_as_tensor(got: Any, like: Any) -> Any:
+    """The reader's answer as a tensor of ``like``'s dtype, or None if it cannot be one exactly."""
+    import torch
+
+    try:
+        tensor = torch.as_tensor(got)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    if tensor.is_complex() or (tensor.is_floating_point() and not torch.equal(tensor, tensor.round())):
+        return None
+    if like.dtype == torch.bool:
+        return tensor != 0 if bool(((tensor == 0) | (tensor == 1)).all()) else None
+    return None if tensor.dtype == torch.bool else tensor.to(like.dtype)
+
+
+def _l02_describe(got: Any) -> str:
+    dtype = getattr(got, "dtype", None)
+    return f"a {type(got).__name__} of {dtype}" if dtype is not None else f"{type(got).__name__} {got!r:.40}"
+
+
+def _l02_matches(mistake: _Mistake, args: tuple, tensor: Any) -> bool:
+    """Whether the reader's ``tensor`` is exactly the answer ``mistake`` would give."""
+    try:
+        wrong = mistake.wrong(*args)
+    except Exception:  # a mistake that cannot even be made for this case is not the one
+        return False
+    return wrong.shape == tensor.shape and bool((wrong == tensor).all())
+
+
+def _l02_grade_tensor(
+    exercise: str,
+    fn: Callable[..., Any],
+    cases: Sequence[tuple[tuple, Any]],
+    mistakes: Sequence[_Mistake] = (),
+    diagnose: Callable[..., str | None] | None = None,
+) -> CheckResult:
+    """Like :func:`_grade` for answers that must equal a tensor exactly (permutations, masks).
+
+    ``mistakes`` are recognised by exact equality with their wrong answer; ``diagnose(*args, got)``
+    may then name what is wrong from the answer itself (e.g. "ties are not broken by position").
+    """
+    if not callable(fn):
+        raise TypeError(f"{exercise}: pass your function itself (no parentheses), got {type(fn).__name__}")
+    for args, want in cases:
+        shown = ", ".join(_l02_show(a) for a in args)
+        try:
+            got = fn(*[a.clone() if hasattr(a, "clone") else a for a in args])
+        except NotImplementedError:
+            return CheckResult(exercise, False, "not attempted yet: replace `raise NotImplementedError`.", False)
+        except Exception as error:  # the reader's code may raise anything; report it, don't crash the lesson
+            return CheckResult(exercise, False, f"calling it with ({shown}) raised {type(error).__name__}: {error}")
+        tensor = _l02_as_tensor(got, want)
+        if tensor is None:
+            kind = "a bool mask" if str(want.dtype) == "torch.bool" else "a tensor of integer indices"
+            return CheckResult(exercise, False, f"for ({shown}) return {kind}, you returned {_l02_describe(got)}.")
+        if tensor.shape != want.shape:
+            return CheckResult(
+                exercise, False, f"for ({shown}) expected shape {list(want.shape)}, got {list(tensor.shape)}."
+            )
+        if bool((tensor == want).all()):
+            continue
+        hint = next((m.hint for m in mistakes if _l02_matches(m, args, tensor)), None)
+        if hint is None and diagnose is not None:
+            hint = diagnose(*args, tensor)
+        where = (tensor != want).nonzero()[0].tolist()
+        message = f"for ({shown}) your answer differs at index {where} (expected {want[tuple(where)].item()})."
+        return CheckResult(exercise, False, message + (f" Hint: {hint}" if hint else ""))
+    return CheckResult(exercise, True, f"all {len(cases)} cases pass.")
+
+
+def _l02_buckets(length: int, n_buckets: int, seed: int) -> Any:
+    import torch
+
+    return torch.randint(0, n_buckets, (length,), generator=torch.Generator().manual_seed(seed))
+
+
+def _l02_sort(buckets: Any) -> Any:
+    import torch
+
+    return torch.argsort(buckets * len(buckets) + torch.arange(len(buckets)))
+
+
+def _l02_slots(sort_indices: Any) -> Any:
+    import torch
+
+    return torch.empty_like(sort_indices).scatter_(0, sort_indices, torch.arange(len(sort_indices)))
+
+
+def _l02_sort_diagnosis(buckets: Any, got: Any) -> str | None:
+    import torch
+
+    length = len(buckets)
+    if torch.equal(got, torch.sort(buckets).values):
+        return "you returned the sorted bucket ids; return the positions, in sorted order (argsort, not sort)."
+    if not torch.equal(torch.sort(got).values, torch.arange(length)):
+        return f"the answer must be a permutation of the positions 0 … {length - 1}, each exactly once."
+    if torch.equal(got, _l02_slots(_l02_sort(buckets))):
+        return "that is the inverse permutation (the sorted slot of each position); return the position at each slot."
+    if torch.equal(got, torch.argsort(buckets + torch.arange(length))):
+        return "with the key bucket + position, positions outweigh buckets: use bucket·L + position."
+    if not bool((buckets[got].diff() >= 0).all()):
+        return "the buckets at your sorted slots are not in increasing order: sort by bucket first."
+    return "you sorted by bucket only: ties must be broken by position (key bucket·L + position, or a stable sort)."
+
+
+def check_sort_by_bucket(fn: Callable[[Any], Any]) -> CheckResult:
+    """Lesson 02, exercise 1: ``fn(buckets)`` → the original positions sorted by (bucket, position) (Figure 2c)."""
+    import torch
+
+    inputs = [
+        torch.tensor([2, 0, 2, 1, 0, 2, 1, 0]),
+        torch.tensor([3, 3, 3, 3, 0, 0, 0, 0, 1, 1, 1, 1]),
+        _l02_buckets(16, 4, 0),
+        _l02_buckets(32, 8, 1),
+        torch.tensor([5]),
+    ]
+    cases = [((b,), _l02_sort(b)) for b in inputs]
+    return _l02_grade_tensor("Exercise 1 (sort_by_bucket)", fn, cases, diagnose=_l02_sort_diagnosis)
+
+
+def _l02_window(
+    sort_indices: Any,
+    chunk_size: int,
+    *,
+    by_position: bool = False,
+    back: int = 1,
+    ahead: int = 0,
+    wrap: bool = False,
+    use_sort: bool = False,
+) -> Any:
+    """Eq. 5's window and its usual mistakes, as an ``[L, L]`` mask over (query, key) positions."""
+    import torch
+
+    length = len(sort_indices)
+    if by_position:
+        slots = torch.arange(length)
+    else:
+        slots = sort_indices if use_sort else _l02_slots(sort_indices)
+    chunks = slots // chunk_size
+    n_chunks = length // chunk_size
+    q, k = chunks[:, None], chunks[None, :]
+    mask = (k <= q + ahead) & (k >= q - back)
+    if wrap and n_chunks > 1:
+        mask |= (q == 0) & (k == n_chunks - 1)
+    return mask
+
+
+def check_window_mask(fn: Callable[[Any, int], Any]) -> CheckResult:
+    """Lesson 02, exercise 2: ``fn(sort_indices, chunk_size)`` → eq. 5's window P̃ as an ``[L, L]`` bool mask.
+
+    ``mask[i, j]`` is True when key position j sits in query position i's own chunk or the previous one
+    of the sorted order.
+    """
+    import torch
+
+    orders = [
+        (_l02_sort(_l02_buckets(16, 4, 2)), 4),
+        (_l02_sort(_l02_buckets(12, 4, 3)), 3),
+        (_l02_sort(_l02_buckets(24, 8, 4)), 6),
+        (torch.tensor([3, 0, 1, 2]), 4),
+        (torch.tensor([5, 2, 4, 0, 3, 1]), 2),
+    ]
+    cases = [((order, m), _l02_window(order, m)) for order, m in orders]
+    mistakes = [
+        _Mistake(lambda s, m: _l02_window(s, m, wrap=True), "the first chunk of a round has no previous chunk."),
+        _Mistake(lambda s, m: _l02_window(s, m, back=0), "each chunk also attends to the previous chunk (eq. 5)."),
+        _Mistake(
+            lambda s, m: _l02_window(s, m, ahead=1),
+            "a chunk looks back one chunk, never forward: keys in the next chunk are outside the window.",
+        ),
+        _Mistake(
+            lambda s, m: _l02_window(s, m, ahead=1, back=0),
+            "rows are queries and columns keys: query i looks back, so the mask is transposed.",
+        ),
+        _Mistake(
+            lambda s, m: _l02_window(s, m, by_position=True),
+            "chunks are cut in the sorted order: the chunk of position i is ⌊s_i/m⌋, s_i its sorted slot "
+            "(not ⌊i/m⌋), and the mask is indexed by positions (row = query position i), not by slots.",
+        ),
+        _Mistake(
+            lambda s, m: _l02_window(s, m, use_sort=True),
+            "sort_indices[s] is the position at slot s; you need the slot of each position (its inverse).",
+        ),
+    ]
+    return _l02_grade_tensor("Exercise 2 (window_mask)", fn, cases, mistakes)
+
+
+def _l02_dropped(
+    buckets: Any,
+    n_buckets: int,
+    *,
+    chunk: int | None = None,
+    causal: bool = True,
+    with_self: bool = False,
+    own_only: bool = False,
+    kept: bool = False,
+    count: bool = False,
+) -> float:
+    """Share of causal same-bucket pairs outside the window, and the usual ways to get it wrong."""
+    import torch
+
+    length = len(buckets)
+    chunk = chunk or 2 * length // n_buckets
+    positions = torch.arange(length)
+    if causal:
+        pairs = positions[None, :] <= positions[:, None] if with_self else positions[None, :] < positions[:, None]
+    else:
+        pairs = positions[None, :] != positions[:, None]
+    same = (buckets[:, None] == buckets[None, :]) & pairs
+    lost = same & ~_l02_window(_l02_sort(buckets), chunk, back=0 if own_only else 1)
+    total = int(same.sum())
+    if count:
+        return float(lost.sum())
+    share = 0.0 if total == 0 else int(lost.sum()) / total
+    return 1.0 - share if kept else share
+
+
+def check_dropped_fraction(fn: Callable[[Any, int], float]) -> CheckResult:
+    """Lesson 02, exercise 3: ``fn(buckets, n_buckets)`` → share of causal same-bucket pairs (j < i) lost.
+
+    A pair is lost when the key is outside the query's window (own or previous chunk of the sorted order,
+    chunk size m = 2·L/n_buckets).
+    """
+    import torch
+
+    inputs = [
+        (torch.tensor([0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 3, 3, 3, 3]), 8),
+        (torch.tensor([1, 0, 1, 0, 1, 0, 1, 1, 1, 1, 0, 1]), 6),
+        (torch.tensor([5, 5, 5, 5, 5, 5, 5, 5, 0, 1, 2, 3, 4, 6, 7, 5]), 8),
+        (_l02_buckets(64, 2, 5) * 7, 16),  # two big buckets, ids 0 and 7
+        (torch.tensor([0, 1, 2, 3]), 4),
+    ]
+    cases = [((b, n), _l02_dropped(b, n)) for b, n in inputs]
+    mistakes = [
+        _Mistake(
+            lambda b, n: _l02_dropped(b, n, chunk=len(b) // n),
+            "chunk size must be 2·L/n_buckets: each chunk holds twice the mean bucket size.",
+        ),
+        _Mistake(
+            lambda b, n: _l02_dropped(b, n, with_self=True),
+            "count pairs of distinct positions (j < i): i itself is always in its own chunk.",
+        ),
+        _Mistake(
+            lambda b, n: _l02_dropped(b, n, causal=False),
+            "causal attention: only keys before the query (j < i) belong to P_i.",
+        ),
+        _Mistake(
+            lambda b, n: _l02_dropped(b, n, own_only=True),
+            "a query also sees the previous chunk: only keys two or more chunks back are lost.",
+        ),
+        _Mistake(lambda b, n: _l02_dropped(b, n, kept=True), "that is the share kept; return the share lost."),
+        _Mistake(
+            lambda b, n: _l02_dropped(b, n, count=True),
+            "return a fraction of all same-bucket pairs, not a count.",
+        ),
+    ]
+    return _grade("Exercise 3 (dropped_fraction)", fn, cases, mistakes, rel=1e-6)
