@@ -305,6 +305,267 @@ def check_recall(fn: Callable[[float, int], float]) -> CheckResult:
     return _grade("Exercise 3 (recall)", fn, cases, mistakes)
 
 
+# Lesson 03, shared-QK and LSH attention -------------------------------------------------------------
+
+__all__ += ["check_combine_rounds", "check_visit_counts", "check_causal_window_mask"]
+
+
+def _as_answer_tensor(value: Any, like: Any) -> Any:
+    """The reader's answer as a tensor of ``like``'s dtype, or None when it cannot be one."""
+    import torch
+
+    try:
+        tensor = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    if tensor.is_complex():
+        return None
+    if like.dtype == torch.bool:
+        if tensor.dtype != torch.bool and not bool(((tensor == 0) | (tensor == 1)).all()):
+            return None
+        return tensor.bool()
+    if not like.is_floating_point() and tensor.is_floating_point() and not torch.equal(tensor, tensor.round()):
+        return None
+    return tensor.to(like.dtype)
+
+
+def _same_tensor(got: Any, want: Any, atol: float) -> bool:
+    import torch
+
+    tensor = _as_answer_tensor(got, want)
+    if tensor is None or tensor.shape != want.shape:
+        return False
+    if want.is_floating_point():
+        return bool(torch.allclose(tensor, want, rtol=0.0, atol=atol))
+    return bool(torch.equal(tensor, want))
+
+
+def _tensor_difference(got: Any, want: Any, what: str, atol: float) -> str:
+    """Why ``got`` is not ``want``, in words: a type, a shape, NaNs, or the first entry that differs."""
+    import torch
+
+    tensor = _as_answer_tensor(got, want)
+    if tensor is None:
+        return f"expected a tensor of {what}, you returned {type(got).__name__} {got!r:.60}."
+    if tensor.shape != want.shape:
+        return f"expected shape {list(want.shape)}, you returned shape {list(tensor.shape)}."
+    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        return "your answer contains NaN or inf."
+    wrong = ((tensor - want).abs() > atol) if want.is_floating_point() else (tensor != want)
+    index = tuple(wrong.nonzero()[0].tolist())
+    return (f"{int(wrong.sum())} of {want.numel()} entries differ; the first is at {list(index)}: expected "
+            f"{want[index].item():.6g}, you returned {tensor[index].item():.6g}.")
+
+
+def _grade_tensors(
+    exercise: str,
+    fn: Callable[..., Any],
+    cases: Sequence[tuple[tuple, Any, str]],
+    mistakes: Sequence[_Mistake] = (),
+    *,
+    what: str = "numbers",
+    atol: float = 1e-9,
+    nan_hint: str | None = None,
+) -> CheckResult:
+    """Like :func:`_grade` for tensor answers: floats within ``atol``, integers and booleans exactly."""
+    import torch
+
+    if not callable(fn):
+        raise TypeError(f"{exercise}: pass your function itself (no parentheses), got {type(fn).__name__}")
+    for args, want, shown in cases:
+        try:
+            got = fn(*(a.clone() if isinstance(a, torch.Tensor) else a for a in args))
+        except NotImplementedError:
+            return CheckResult(exercise, False, "not attempted yet: replace `raise NotImplementedError`.", False)
+        except Exception as error:  # the reader's code may raise anything; report it, don't crash the lesson
+            return CheckResult(exercise, False, f"calling it with {shown} raised {type(error).__name__}: {error}")
+        if _same_tensor(got, want, atol):
+            continue
+        difference = _tensor_difference(got, want, what, atol)
+        for mistake in mistakes:
+            try:
+                wrong = mistake.wrong(*args)
+            except Exception:  # a mistake that cannot even be made for this case is not the one
+                continue
+            if _same_tensor(got, wrong, atol):
+                return CheckResult(exercise, False, f"for {shown}: {difference} Hint: {mistake.hint}")
+        if nan_hint and difference == "your answer contains NaN or inf.":
+            return CheckResult(exercise, False, f"for {shown}: {difference} Hint: {nan_hint}")
+        return CheckResult(exercise, False, f"for {shown}: {difference}")
+    return CheckResult(exercise, True, f"all {len(cases)} cases pass.")
+
+
+def _combine_cases() -> list[tuple[tuple, Any, str]]:
+    import torch
+
+    from reformer_lab.attention_stats import combine_rounds
+
+    generator = torch.Generator().manual_seed(2003)
+    cases = []
+    for n_hashes, length, d, offset in [(2, 3, 2, 0.0), (3, 5, 4, 0.0), (4, 6, 3, 2.0), (3, 4, 2, -1e5)]:
+        outputs = torch.randn(n_hashes, length, d, generator=generator, dtype=torch.float64)
+        lse = offset + 2 * torch.randn(n_hashes, length, generator=generator, dtype=torch.float64)
+        shown = f"outputs [{n_hashes}, {length}, {d}] and lse [{n_hashes}, {length}]"
+        if offset:
+            shown += f" near {offset:g}"
+        cases.append(((outputs, lse), combine_rounds(outputs, lse), shown))
+    return cases
+
+
+def check_combine_rounds(fn: Callable[[Any, Any], Any]) -> CheckResult:
+    """Lesson 03, exercise 1: combine rounds, ``fn(outputs [n_hashes, L, d], lse [n_hashes, L])`` → ``[L, d]``.
+
+    Paper eqs. 12–14: o_i = Σ_r exp(z_i^(r) − z_i) o_i^(r), with z_i = log Σ_r exp(z_i^(r)).
+    """
+    import torch
+
+    mistakes = [
+        _Mistake(lambda o, z: o.mean(0),
+                 "the rounds are not equal: round r counts in proportion to exp(z^(r)), the total (unnormalised) "
+                 "weight its keys carry (eq. 14)."),
+        _Mistake(lambda o, z: (z.exp().unsqueeze(-1) * o).sum(0),
+                 "the weights exp(z^(r)) must be normalised over the rounds: subtract z_i = logsumexp_r z^(r) "
+                 "(divide by Σ_r exp(z^(r)))."),
+        _Mistake(lambda o, z: (torch.softmax(z, dim=-1).unsqueeze(-1) * o).sum(0),
+                 "you normalised over the positions (last dim of lse); normalise over the rounds (dim 0)."),
+        _Mistake(lambda o, z: (torch.softmax(-z, dim=0).unsqueeze(-1) * o).sum(0),
+                 "the sign is flipped: a round whose keys carry more weight (larger z^(r)) should count more."),
+        _Mistake(lambda o, z: o.gather(0, z.argmax(0)[None, :, None].expand(1, *o.shape[1:]))[0],
+                 "combine all rounds with their weights, not only the round with the largest z^(r)."),
+    ]
+    nan_hint = ("when every z^(r) is near −1e5 (a query that could see only itself), exp(z) underflows to 0 and "
+                "you divide 0 by 0. Subtract the max over rounds first: torch.softmax(lse, dim=0) does it.")
+    return _grade_tensors("Exercise 1 (combine_rounds)", fn, _combine_cases(), mistakes, atol=1e-9,
+                          nan_hint=nan_hint)
+
+
+def _window_counts(buckets: Any, chunk: int, *, same_bucket: bool = True, back: bool = True, ahead: bool = False,
+                   wrap: bool = False, windowed: bool = True, add: bool = True) -> Any:
+    """N_ij with one rule changed: the usual ways to get Appendix A's counts wrong."""
+    import torch
+
+    n_hashes, length = buckets.shape
+    order = torch.argsort(buckets.long() * length + torch.arange(length), dim=-1)
+    chunk_of = torch.argsort(order, dim=-1) // chunk
+    counts = torch.zeros(length, length, dtype=torch.int64)
+    for r in range(n_hashes):
+        q, k = chunk_of[r, :, None], chunk_of[r, None, :]
+        seen = k == q
+        if back:
+            seen = seen | (k == q - 1)
+        if ahead:
+            seen = seen | (k == q + 1)
+        if not windowed:
+            seen = torch.ones_like(seen)
+        if wrap:
+            seen |= (q == 0) & (k == length // chunk - 1)
+        if same_bucket:
+            seen &= buckets[r, :, None] == buckets[r, None, :]
+        counts = counts + seen if add else counts | seen
+    return counts
+
+
+def _visit_cases() -> list[tuple[tuple, Any, str]]:
+    import torch
+
+    from reformer_lab.attention_stats import visit_counts
+    from reformer_lab.hashing import hash_vectors
+
+    one_bucket = torch.zeros(1, 12, dtype=torch.int64)  # first: every rule of the window shows here
+    cases = [((one_bucket, 3), visit_counts(one_bucket, 3), "12 positions all in bucket 0 and chunk_size=3")]
+    generator = torch.Generator().manual_seed(2020)
+    for length, n_buckets, n_hashes, chunk in [(16, 4, 2, 4), (24, 6, 3, 4), (18, 6, 2, 3)]:
+        x = torch.randn(length, 6, generator=generator)
+        buckets = hash_vectors(x, n_buckets, n_hashes, generator=generator)
+        cases.append(((buckets, chunk), visit_counts(buckets, chunk),
+                      f"buckets [{n_hashes}, {length}] from {n_buckets} buckets and chunk_size={chunk}"))
+    crowded = torch.tensor([[0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1]])  # bucket 0 outgrows its window
+    cases.append(((crowded, 2), visit_counts(crowded, 2), f"buckets {crowded.tolist()} and chunk_size=2"))
+    return cases
+
+
+def check_visit_counts(fn: Callable[[Any, int], Any]) -> CheckResult:
+    """Lesson 03, exercise 2: Appendix A's N_ij, ``fn(buckets [n_hashes, L], chunk_size)`` → ``[L, L]`` counts.
+
+    N_ij counts the rounds r in which key j is in query i's window: same bucket (eq. 4) and j's chunk is
+    i's own or the previous one, after sorting round r by (bucket, position) (eq. 11, no wrap-around).
+    """
+    mistakes = [
+        _Mistake(lambda b, c: _window_counts(b, c, same_bucket=False),
+                 "only keys in the query's own bucket count (eq. 4): compare the buckets too."),
+        _Mistake(lambda b, c: _window_counts(b, c, windowed=False),
+                 "a same-bucket key counts only if its chunk is the query's own or the previous one (eq. 11): a "
+                 "bucket can outgrow the window."),
+        _Mistake(lambda b, c: _window_counts(b, c, wrap=True),
+                 "a round's first chunk looks back at nothing (eq. 11): don't wrap around to the last chunk."),
+        _Mistake(lambda b, c: _window_counts(b, c, ahead=True),
+                 "a chunk looks back one chunk, not ahead."),
+        _Mistake(lambda b, c: _window_counts(b, c, back=False),
+                 "each chunk also sees the previous chunk of its round."),
+        _Mistake(lambda b, c: _window_counts(b, c, add=False),
+                 "N_ij counts rounds: add up the rounds' windows instead of OR-ing them."),
+    ]
+    return _grade_tensors("Exercise 2 (visit_counts)", fn, _visit_cases(), mistakes, what="counts (whole numbers)")
+
+
+def _slot_mask(sort_indices: Any, chunk: int, *, compare: str = "positions", wrap: bool = False) -> Any:
+    """The causal window mask with one rule changed (see :func:`check_causal_window_mask`)."""
+    import torch
+
+    positions = sort_indices if compare != "slots" else torch.arange(len(sort_indices))
+    q = positions.view(-1, chunk)
+    k = torch.cat([q.roll(1, dims=0), q], dim=1)
+    if compare == "after-or-self":
+        mask = k[:, None, :] >= q[:, :, None]
+    elif compare == "before":
+        mask = k[:, None, :] < q[:, :, None]
+    else:
+        mask = k[:, None, :] > q[:, :, None]
+    if not wrap:
+        mask[0, :, :chunk] = True
+    return mask
+
+
+def _mask_cases() -> list[tuple[tuple, Any, str]]:
+    import torch
+
+    from reformer_lab.attention import sort_by_bucket
+    from reformer_lab.attention_stats import causal_window_mask
+    from reformer_lab.hashing import hash_vectors
+
+    generator = torch.Generator().manual_seed(1)
+    cases = []
+    for length, n_buckets, chunk in [(12, 4, 3), (16, 4, 4), (8, 4, 2)]:
+        buckets = hash_vectors(torch.randn(length, 4, generator=generator), n_buckets, 1, generator=generator)
+        sort_indices = sort_by_bucket(buckets)[0][0]
+        cases.append(((sort_indices, chunk), causal_window_mask(sort_indices, chunk),
+                      f"sort_indices {sort_indices.tolist()} and chunk_size={chunk}"))
+    return cases
+
+
+def check_causal_window_mask(fn: Callable[[Any, int], Any]) -> CheckResult:
+    """Lesson 03, exercise 3: which window keys a causal query may not see, ``fn(sort_indices [L], chunk_size)``.
+
+    Returns bool ``[n_chunks, chunk_size, 2·chunk_size]`` (keys: the previous chunk, then the query's own),
+    True where the key's original position is after the query's, or where chunk 0's missing previous
+    chunk would be.
+    """
+    mistakes = [
+        _Mistake(lambda s, c: _slot_mask(s, c, compare="slots"),
+                 "compare original positions (sort_indices), not sorted slots: after the sort, a later slot can "
+                 "hold an earlier position (§2: the positions travel with the sort)."),
+        _Mistake(lambda s, c: _slot_mask(s, c, compare="after-or-self"),
+                 "don't mask the query's own position: self gets the finite 1e5 penalty instead, so a token with "
+                 "nothing else to see (position 0) can still attend to itself."),
+        _Mistake(lambda s, c: _slot_mask(s, c, wrap=True),
+                 "chunk 0 has no previous chunk (eq. 11): mask its whole look-back half instead of wrapping "
+                 "around to the last chunk."),
+        _Mistake(lambda s, c: _slot_mask(s, c, compare="before"),
+                 "mask keys at *later* positions than the query, not earlier ones."),
+    ]
+    return _grade_tensors("Exercise 3 (causal_window_mask)", fn, _mask_cases(), mistakes, what="booleans")
+
+
 # Lesson 02, bucketing, sorting, chunking -----------------------------------------------------------
 
 __all__ += ["check_sort_by_bucket", "check_window_mask", "check_dropped_fraction"]

@@ -15,10 +15,18 @@ import ipywidgets as w
 from reformer_lab import complexity
 from reformer_lab.memory import format_bytes
 from reformer_lab.plots import detached_axes, figure_png, plot_memory_breakdown
+from reformer_lab.plots_attention import rounds_explorer
 from reformer_lab.plots_chunking import chunking_explorer
 from reformer_lab.plots_hashing import bucket_explorer
 
-__all__ = ["bucket_explorer", "calculator_rows", "calculator_html", "chunking_explorer", "memory_calculator"]
+__all__ = [
+    "bucket_explorer",
+    "calculator_html",
+    "calculator_rows",
+    "chunking_explorer",
+    "memory_calculator",
+    "rounds_explorer",
+]
 
 _CALCULATOR_MODELS = ("transformer", "reversible", "chunked-reversible", "reformer")
 
