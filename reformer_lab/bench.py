@@ -8,6 +8,11 @@ timings are the median of ``--repeats`` steps after one warm-up step.
 
 On a CPU the memory figure is the growth of the process's peak resident set during the steps; on
 CUDA (``--device cuda``) it is the peak allocated by PyTorch.
+
+``python -m reformer_lab.bench memory`` times a training step (forward + backward) of a stack of
+n_l Reformer layers run three ways, ordinary autograd, reversible, and reversible with a chunked
+feed-forward (paper §3, Table 3), and counts the bytes autograd saves for the backward pass
+(:func:`reformer_lab.reversible.step_memory`), again one fresh process per setting.
 """
 
 from __future__ import annotations
@@ -23,11 +28,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from reformer_lab.complexity import model_complexity
 from reformer_lab.memory import format_bytes, peak_rss_bytes
+from reformer_lab.reversible import STACK_VARIANTS, reversible_stack, step_memory, training_step
 
 ATTENTION_VARIANTS = ("lsh-1", "lsh-2", "lsh-4", "lsh-8", "full", "memory-efficient", "sdpa")
 PEER_VARIANTS = ("ours-module", "reformer-pytorch", "hf-transformers")
@@ -168,7 +176,7 @@ def _skip_reason(s: AttentionSetting, full_cap: int) -> str:
     return ""
 
 
-def _progress(items: Sequence[AttentionSetting]):
+def _progress(items: Sequence[Any]):
     try:
         from tqdm.auto import tqdm
 
@@ -226,6 +234,233 @@ def attention_targets(results: Sequence[Measurement], at: int = 8192) -> list[tu
     return targets
 
 
+# --------------------------------------------------------------------------------------------------
+# memory: ordinary vs reversible vs reversible + chunked feed-forward stacks (paper §3, Table 3)
+
+
+@dataclass(frozen=True)
+class MemorySetting:
+    """One point of the memory benchmark: a stack variant at one depth (defaults: the issue's setting)."""
+
+    variant: str
+    n_layers: int
+    length: int = 4096
+    batch: int = 1
+    d_model: int = 256
+    d_ff: int = 1024
+    n_heads: int = 4
+    attention: str = "lsh"
+    chunk_size: int = 64
+    n_hashes: int = 2
+    ff_chunks: int = 8
+    repeats: int = 3
+    device: str = "cpu"
+    seed: int = 0
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class MemoryMeasurement:
+    """What one setting measured; ``peak_bytes`` is the peak RSS growth on CPU, peak allocated on CUDA."""
+
+    setting: MemorySetting
+    seconds: float | None
+    saved_after_forward: int | None
+    saved_peak: int | None
+    peak_bytes: int | None
+    note: str = ""
+
+
+def memory_step(s: MemorySetting) -> dict[str, float | int | None]:
+    """Median seconds of a training step of ``s``'s stack, then its saved bytes (run in the measuring child).
+
+    The stack is built from ``s.seed``; the step is forward + backward with a fixed upstream gradient
+    for both halves (no loss graph, so nothing but the stack is measured). Timing runs first, without
+    the saved-tensor hooks; the saved bytes (and, on CUDA, the peak allocated) come from one more step.
+    """
+    if s.variant not in STACK_VARIANTS:
+        raise ValueError(f"unknown stack variant {s.variant!r}; choose from {STACK_VARIANTS}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(s.threads or threads)
+    try:
+        return _memory_step(s)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _memory_step(s: MemorySetting) -> dict[str, float | int | None]:
+    reversible = s.variant != "ordinary"
+    stack = reversible_stack(s.n_layers, s.d_model, s.n_heads, s.d_ff, attention=s.attention,
+                             chunk_size=s.chunk_size, n_hashes=s.n_hashes, ff_chunks=s.ff_chunks,
+                             seed=s.seed).to(s.device)
+    stack.ff_chunks = s.ff_chunks if s.variant == "reversible+chunked" else 1
+    generator = torch.Generator().manual_seed(s.seed)
+    x = torch.randn(s.batch, s.length, s.d_model, generator=generator).to(s.device).requires_grad_()
+    grad = torch.randn(x.shape, generator=generator).to(s.device)
+
+    def once() -> float:
+        start = time.perf_counter()
+        training_step(stack, x, grad, reversible)
+        if s.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    once()  # warm-up
+    seconds = statistics.median(once() for _ in range(s.repeats))
+    stack.ff_chunks = s.ff_chunks
+    memory = step_memory(stack, x, s.variant)
+    return {"seconds": seconds, "saved_after_forward": memory.saved_after_forward,
+            "saved_peak": memory.saved_peak, "cuda_peak": memory.cuda_peak}
+
+
+def measure_memory(s: MemorySetting, timeout: float = 1800.0, fresh_process: bool = True) -> MemoryMeasurement:
+    """Measure ``s`` in a fresh process (or in this one); failures become a note, not a crash."""
+    try:
+        if fresh_process:
+            result = peak_rss_bytes(memory_step, s, timeout=timeout)
+            out, rss = result.output, result.delta_bytes
+        else:
+            out, rss = memory_step(s), None
+    except (RuntimeError, TimeoutError, ValueError) as error:
+        return MemoryMeasurement(s, None, None, None, None, note=str(error).splitlines()[0][:160])
+    peak = out["cuda_peak"] if s.device.startswith("cuda") else rss
+    return MemoryMeasurement(s, out["seconds"], out["saved_after_forward"], out["saved_peak"], peak)
+
+
+def run_memory(
+    settings: Sequence[MemorySetting], fresh_process: bool = True, rounds: int = 1
+) -> list[MemoryMeasurement]:
+    """Measure every setting ``rounds`` times, sweeping all settings once per round, and combine the rounds.
+
+    Interleaving the rounds spreads a shared machine's changing load over all settings instead of
+    letting it land on one; each setting's time is the median over its rounds.
+    """
+    runs: dict[MemorySetting, list[MemoryMeasurement]] = {s: [] for s in settings}
+    bar = _progress([s for _ in range(rounds) for s in settings])
+    for s in bar:
+        if hasattr(bar, "set_postfix_str"):
+            bar.set_postfix_str(f"{s.variant} n_l={s.n_layers}")
+        runs[s].append(measure_memory(s, fresh_process=fresh_process))
+    return [_combine(s, measured) for s, measured in runs.items()]
+
+
+def _combine(s: MemorySetting, measured: Sequence[MemoryMeasurement]) -> MemoryMeasurement:
+    ok = [m for m in measured if m.seconds is not None]
+    if not ok:
+        return measured[0]
+    peaks = [m.peak_bytes for m in ok if m.peak_bytes is not None]
+    return MemoryMeasurement(s, statistics.median(m.seconds for m in ok), ok[0].saved_after_forward,
+                             max(m.saved_peak for m in ok), int(statistics.median(peaks)) if peaks else None,
+                             "" if len(ok) == len(measured) else f"{len(measured) - len(ok)} round(s) failed")
+
+
+def table3_bytes(s: MemorySetting, bytes_per_value: int = 4) -> float:
+    """Table 3's memory for ``s`` in bytes (elements × ``bytes_per_value``), c = (4·chunk_size)².
+
+    Rows: ordinary → "transformer" / "lsh-transformer"; reversible+chunked → "chunked-reversible" /
+    "reformer"; reversible (unchunked) → "reversible" for full attention, and for LSH, which Table 3
+    has no row for, the "lsh-transformer" row with n_l = 1 (= max(b·l·d_ff, b·n_h·l·n_r·c)). c follows
+    Table 1's (4l/n_c)² with n_c = l/chunk_size chunks.
+    """
+    lsh = s.attention == "lsh"
+    rows = {"ordinary": ("lsh-transformer", s.n_layers) if lsh else ("transformer", s.n_layers),
+            "reversible": ("lsh-transformer", 1) if lsh else ("reversible", s.n_layers),
+            "reversible+chunked": ("reformer" if lsh else "chunked-reversible", s.n_layers)}
+    variant, n_layers = rows[s.variant]
+    complexity = model_complexity(variant, batch=s.batch, length=s.length, d_model=s.d_model, d_ff=s.d_ff,
+                                  n_heads=s.n_heads, n_layers=n_layers, n_hashes=s.n_hashes,
+                                  c=(4 * s.chunk_size) ** 2)
+    return complexity.memory * bytes_per_value
+
+
+def _memory_ref(results: Sequence[MemoryMeasurement]) -> dict[int, MemoryMeasurement]:
+    return {m.setting.n_layers: m for m in results if m.setting.variant == "ordinary" and m.seconds}
+
+
+def _ratio(value: float | None, reference: float | None) -> str:
+    return f"{value / reference:.2f}×" if value and reference else "–"
+
+
+def format_memory_table(results: Sequence[MemoryMeasurement]) -> str:
+    """One row per (depth, variant): s/step, saved bytes, peak, Table 3, and ratios to the ordinary stack."""
+    ref, device = _memory_ref(results), results[0].setting.device if results else "cpu"
+    peak_name = "cuda peak" if device.startswith("cuda") else "rss peak"
+    lines = [f"{'n_l':>3s} {'variant':>18s} {'s/step':>8s} {'saved fwd→bwd':>13s} {'saved peak':>10s} "
+             f"{peak_name:>10s} {'Table 3':>9s} {'time ÷ ord':>10s} {'saved peak ÷ ord':>16s}"]
+    for m in results:
+        s, r = m.setting, ref.get(m.setting.n_layers)
+        if m.seconds is None:
+            lines.append(f"{s.n_layers:>3d} {s.variant:>18s}  {m.note}")
+            continue
+        peak = format_bytes(m.peak_bytes) if m.peak_bytes is not None else "–"
+        lines.append(f"{s.n_layers:>3d} {s.variant:>18s} {m.seconds:8.3f} {format_bytes(m.saved_after_forward):>13s} "
+                     f"{format_bytes(m.saved_peak):>10s} {peak:>10s} {format_bytes(table3_bytes(s)):>9s} "
+                     f"{_ratio(m.seconds, r and r.seconds):>10s} {_ratio(m.saved_peak, r and r.saved_peak):>16s}")
+    return "\n".join(lines)
+
+
+def memory_targets(results: Sequence[MemoryMeasurement], at: int = 12) -> list[tuple[str, bool | None, str]]:
+    """The issue's targets at ``at`` layers, each (claim, met?, evidence), judged on the step's saved peak."""
+    def get(variant: str) -> MemoryMeasurement | None:
+        return next((m for m in results if m.setting.variant == variant and m.setting.n_layers == at
+                     and m.seconds), None)
+
+    ordinary, chunked = get("ordinary"), get("reversible+chunked")
+    if not (ordinary and chunked):
+        return []
+    saved = ordinary.saved_peak / chunked.saved_peak
+    kept = ordinary.saved_after_forward / chunked.saved_after_forward
+    time_ratio = chunked.seconds / ordinary.seconds
+    return [
+        (f"n_l={at}: reversible+chunked saves ≤ 1/8 of the ordinary stack's bytes", saved >= 8,
+         f"ordinary/rev+chunked saved peak = {saved:.1f}× (held from forward to backward: {kept:.1f}×)"),
+        (f"n_l={at}: reversible+chunked step ≤ 1.6× the ordinary step", time_ratio <= 1.6,
+         f"rev+chunked/ordinary time = {time_ratio:.2f}×"),
+    ]
+
+
+def _memory_settings(args: argparse.Namespace) -> list[MemorySetting]:
+    if args.rounds < 1 or args.repeats < 1:
+        raise SystemExit("--rounds and --repeats must be at least 1")
+    if args.length % args.ff_chunks:
+        raise SystemExit(f"--ff-chunks {args.ff_chunks} must divide --length {args.length}")
+    if args.attention == "lsh" and args.length % args.chunk:
+        raise SystemExit(f"--length {args.length} must be a multiple of --chunk {args.chunk}")
+    return [MemorySetting(variant, n, args.length, args.batch, args.d_model, args.d_ff, args.heads, args.attention,
+                          args.chunk, args.hashes, args.ff_chunks, args.repeats, args.device,
+                          threads=args.threads) for n in args.layers for variant in args.variants]
+
+
+def _main_memory(args: argparse.Namespace) -> int:
+    print(f"training step (forward+backward) of n_l layers, {args.attention} attention, L {args.length}, "
+          f"batch {args.batch}, d_model {args.d_model}, d_ff {args.d_ff}, {args.heads} heads, "
+          f"chunk {args.chunk}, {args.hashes} hashes, {args.ff_chunks} FF chunks, median of {args.repeats} steps"
+          f" × {args.rounds} round(s) on {args.device}" + (f", {args.threads} threads" if args.threads else ""))
+    results = run_memory(_memory_settings(args), fresh_process=not args.in_process, rounds=args.rounds)
+    print(format_memory_table(results))
+    print("saved fwd→bwd: bytes autograd holds after the forward pass; saved peak: the most held at any "
+          "moment of the step; Table 3: the paper's memory formula × 4 B")
+    at = max(args.layers)
+    targets = memory_targets(results, at)
+    for claim, met, evidence in targets:
+        print(f"[{'MET' if met else 'MISSED'}] {claim}: {evidence}")
+    if not targets:
+        print(f"targets not judged: ordinary and reversible+chunked at n_l={at} were not both measured")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        records = [{**asdict(m.setting), "seconds": m.seconds, "saved_after_forward": m.saved_after_forward,
+                    "saved_peak": m.saved_peak, "peak_bytes": m.peak_bytes, "table3_bytes": table3_bytes(m.setting),
+                    "note": m.note} for m in results]
+        provenance = _provenance(args.device)
+        if args.threads:
+            provenance["threads"] = str(args.threads)
+        payload = {"provenance": provenance, "results": records,
+                   "targets": [{"claim": c, "met": met, "evidence": e} for c, met, e in targets]}
+        args.json.write_text(json.dumps(payload, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _provenance(device: str) -> dict[str, str]:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
@@ -253,11 +488,33 @@ def _parser() -> argparse.ArgumentParser:
                      help="also compare whole LSH modules with reformer-pytorch and HF transformers "
                           "(pip install -e '.[peers]')")
     att.add_argument("--json", type=Path, help="also write the measurements and provenance to this JSON file")
+    mem = sub.add_parser("memory", help="saved bytes and step time of ordinary vs reversible (+chunked) stacks")
+    mem.add_argument("--layers", type=int, nargs="+", default=[1, 2, 4, 8, 12])
+    mem.add_argument("--length", type=int, default=4096)
+    mem.add_argument("--batch", type=int, default=1)
+    mem.add_argument("--d-model", type=int, default=256)
+    mem.add_argument("--d-ff", type=int, default=1024)
+    mem.add_argument("--heads", type=int, default=4)
+    mem.add_argument("--attention", choices=("lsh", "full"), default="lsh")
+    mem.add_argument("--chunk", type=int, default=64, help="LSH chunk size (n_buckets = 2·L/chunk)")
+    mem.add_argument("--hashes", type=int, default=2)
+    mem.add_argument("--ff-chunks", type=int, default=8, help="feed-forward chunks of the reversible+chunked stack")
+    mem.add_argument("--variants", nargs="+", default=list(STACK_VARIANTS), choices=STACK_VARIANTS)
+    mem.add_argument("--repeats", type=int, default=3, help="timed steps per measurement (median)")
+    mem.add_argument("--rounds", type=int, default=1,
+                     help="sweep all settings this many times, interleaved; time = median over rounds")
+    mem.add_argument("--device", default="cpu")
+    mem.add_argument("--threads", type=int, help="torch threads in each measurement (default: torch's choice)")
+    mem.add_argument("--in-process", action="store_true",
+                     help="measure in this process instead of a fresh one per setting (quick runs, tests)")
+    mem.add_argument("--json", type=Path, help="also write the measurements and provenance to this JSON file")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "memory":
+        return _main_memory(args)
     print(f"attention forward+backward, causal, d_model {args.d_model}, {args.heads} heads, chunk {args.chunk}, "
           f"{args.tokens} tokens per step, median of {args.repeats} on {args.device}")
     results = run(_settings(args, args.variants), args.full_cap)

@@ -1,0 +1,232 @@
+"""The position-wise feed-forward, chunked along the sequence, and a chunked output projection + loss (paper §3).
+
+The feed-forward acts on every position independently, so it can run a chunk of positions at a time
+(paper eq. 10):
+
+    Y₂ = [Y₂⁽¹⁾; …; Y₂⁽ᶜ⁾] = [X₂⁽¹⁾ + FeedForward(Y₁⁽¹⁾); …; X₂⁽ᶜ⁾ + FeedForward(Y₁⁽ᶜ⁾)]
+
+and then its d_ff-wide activation exists for only L/c positions at once instead of all L. The result
+is numerically the same computation ("chunking only affects the implementation", §1). Under plain
+autograd every chunk's activations are still *saved* for the backward pass; the saving pays off where
+nothing is saved: the reversible stack's no-grad forward and its chunk-by-chunk backward
+recomputation (:mod:`reformer_lab.reversible`), and inference.
+
+For large vocabularies the paper chunks the output log-probabilities too and computes the loss one
+section of the sequence at a time (§3): :func:`chunked_cross_entropy`.
+
+Chunks are given as a *count* (``n_chunks``, like reformer-pytorch's ``ff_chunks``; HF uses a chunk
+*size*), and the count must divide the length: we raise a ``ValueError`` rather than pad or fall back
+silently (trax falls back to one chunk).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["ACTIVATIONS", "ChunkedFeedForward", "FeedForward", "chunk_divisors", "chunked", "chunked_cross_entropy"]
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU}
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _activation(activation: str | nn.Module | Callable[[Tensor], Tensor]) -> nn.Module | Callable[[Tensor], Tensor]:
+    if isinstance(activation, str):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)} or pass a module")
+        return ACTIVATIONS[activation]()
+    if not callable(activation):
+        raise ValueError(f"activation must be a name, a module or a callable, got {type(activation).__name__}")
+    return activation
+
+
+class FeedForward(nn.Module):
+    """The G branch of a reversible block (paper eq. 9): LayerNorm → Linear → activation → dropout → Linear.
+
+    LayerNorm sits inside the residual branch, as the paper moves it for the reversible Transformer
+    (§3), so ``x + FeedForward(x)`` is a pre-norm residual layer. ``d_ff`` is the inner width (the
+    paper's d_ff ≫ d_model, the second of its three memory problems, §1). ``activation`` is
+    ``"relu"`` (the paper's Transformer and the trax enwik8 config), ``"gelu"``, or any module or
+    callable. The one dropout sits on the d_ff-wide activation, as in trax's FF block; the attention
+    branch's dropout (:class:`reformer_lab.reversible.AttentionBranch`) is on its output.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        d_ff: int,
+        dropout: float = 0.0,
+        activation: str | nn.Module | Callable[[Tensor], Tensor] = "relu",
+    ) -> None:
+        super().__init__()
+        self.d_model, self.d_ff = _positive_int("d_model", d_model), _positive_int("d_ff", d_ff)
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
+        self.norm = nn.LayerNorm(d_model)
+        self.w_in = nn.Linear(d_model, d_ff)
+        self.activation = _activation(activation)
+        self.dropout = nn.Dropout(dropout)
+        self.w_out = nn.Linear(d_ff, d_model)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x``: ``[..., L, d_model]`` → ``[..., L, d_model]``, each position on its own."""
+        if x.shape[-1] != self.d_model:
+            raise ValueError(f"x must have shape [..., d_model={self.d_model}], got {tuple(x.shape)}")
+        return self.w_out(self.dropout(self.activation(self.w_in(self.norm(x)))))
+
+
+def chunk_divisors(length: int) -> list[int]:
+    """The chunk counts :func:`chunked` accepts for a sequence of ``length``: the divisors of ``length``."""
+    length = _positive_int("length", length)
+    return [n for n in range(1, length + 1) if length % n == 0]
+
+
+def _chunk_length(x: Tensor, n_chunks: int, dim: int) -> int:
+    n_chunks = _positive_int("n_chunks", n_chunks)
+    if x.dim() == 0:
+        raise ValueError("chunked needs a tensor with at least one dimension")
+    size = x.shape[dim]
+    if size % n_chunks:
+        nearby = [n for n in chunk_divisors(size) if n <= 4 * n_chunks][-4:] if size else []
+        raise ValueError(
+            f"n_chunks={n_chunks} must divide the length {size} of dim {dim} (we do not pad); "
+            f"divisors near it: {nearby}"
+        )
+    return size // n_chunks
+
+
+def chunked(fn: Callable[[Tensor], Tensor], x: Tensor, n_chunks: int, dim: int = -2) -> Tensor:
+    """Apply a position-wise ``fn`` to ``n_chunks`` equal slices of ``x`` along ``dim`` and concatenate (eq. 10).
+
+    Equal to ``fn(x)`` whenever ``fn`` treats positions independently (the feed-forward does; attention
+    does not). Only one chunk's intermediates are alive at a time when no graph is being recorded
+    (``torch.no_grad``, a reversible forward); under autograd each chunk's saved tensors stay until
+    the backward pass, so the *saved* bytes do not fall. ``n_chunks`` must divide ``x.shape[dim]``
+    (``ValueError`` otherwise; no padding). Chunks run in order, so random draws (dropout) follow
+    the same sequence whenever the same call is replayed under the same RNG state.
+    """
+    size = _chunk_length(x, n_chunks, dim)
+    if n_chunks == 1:
+        return fn(x)
+    return torch.cat([fn(part) for part in x.split(size, dim=dim)], dim=dim)
+
+
+class ChunkedFeedForward(nn.Module):
+    """A position-wise module applied ``n_chunks`` slices of the sequence at a time (paper eq. 10).
+
+    ``ChunkedFeedForward(FeedForward(d_model, d_ff), n_chunks=8)(x)`` equals the plain feed-forward's
+    output and gradients (dropout off). Inside a reversible stack, pass the plain :class:`FeedForward`
+    and set ``ReversibleSequence(..., ff_chunks=...)`` instead: the stack then chunks both the forward
+    and the backward recomputation.
+    """
+
+    def __init__(self, module: nn.Module | Callable[[Tensor], Tensor], n_chunks: int, dim: int = -2) -> None:
+        super().__init__()
+        self.module, self.n_chunks, self.dim = module, _positive_int("n_chunks", n_chunks), dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return chunked(self.module, x, self.n_chunks, self.dim)
+
+
+# --------------------------------------------------------------------------------------------------
+# Chunked output projection + cross-entropy
+
+
+def _check_loss_inputs(hidden: Tensor, weight: Tensor, bias: Tensor | None, targets: Tensor) -> None:
+    if hidden.dim() < 2:
+        raise ValueError(f"hidden must have shape [..., L, d_model], got {tuple(hidden.shape)}")
+    if weight.dim() != 2 or weight.shape[1] != hidden.shape[-1]:
+        raise ValueError(f"weight must have shape [vocab, d_model={hidden.shape[-1]}], got {tuple(weight.shape)}")
+    if bias is not None and bias.shape != weight.shape[:1]:
+        raise ValueError(f"bias must have shape [vocab={weight.shape[0]}], got {tuple(bias.shape)}")
+    if targets.shape != hidden.shape[:-1]:
+        raise ValueError(f"targets must have shape {tuple(hidden.shape[:-1])} (hidden without its last dim), "
+                         f"got {tuple(targets.shape)}")
+    if targets.is_floating_point() or targets.dtype == torch.bool:
+        raise ValueError(f"targets must hold integer class ids, got {targets.dtype}")
+
+
+def _chunk_nll(h: Tensor, weight: Tensor, bias: Tensor | None, t: Tensor, ignore_index: int) -> tuple[Tensor, Tensor]:
+    """One chunk: summed negative log-likelihood and the logsumexp per position."""
+    logits = F.linear(h, weight, bias)
+    lse = torch.logsumexp(logits, dim=-1)
+    valid = t != ignore_index
+    picked = logits.gather(-1, t.masked_fill(~valid, 0).unsqueeze(-1)).squeeze(-1)
+    return ((lse - picked) * valid).sum(), lse
+
+
+class _ChunkedCrossEntropy(torch.autograd.Function):
+    """Logits one chunk of positions at a time, forward and backward; saves inputs and one logsumexp per position."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, targets, n_chunks, ignore_index, mean):  # type: ignore[override]
+        size = hidden.shape[-2] // n_chunks
+        total, lses = hidden.new_zeros(()), []
+        for h, t in zip(hidden.split(size, -2), targets.split(size, -1), strict=True):
+            nll, lse = _chunk_nll(h, weight, bias, t, ignore_index)
+            total, lses = total + nll, lses + [lse]
+        count = int((targets != ignore_index).sum()) if mean else 1
+        ctx.save_for_backward(hidden, weight, bias, targets, torch.cat(lses, dim=-1))
+        ctx.size, ctx.ignore_index, ctx.count = size, ignore_index, count
+        return total / count if count else total * float("nan")
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        hidden, weight, bias, targets, lse = ctx.saved_tensors
+        scale = grad / ctx.count if ctx.count else grad * float("nan")
+        d_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
+        d_weight = torch.zeros_like(weight) if ctx.needs_input_grad[1] else None
+        d_bias = torch.zeros_like(bias) if bias is not None and ctx.needs_input_grad[2] else None
+        for start in range(0, hidden.shape[-2], ctx.size):
+            h, t = hidden.narrow(-2, start, ctx.size), targets.narrow(-1, start, ctx.size)
+            valid = (t != ctx.ignore_index).unsqueeze(-1)
+            # d loss / d logits = softmax − one-hot, per valid position, times the upstream scale
+            d_logits = (F.linear(h, weight, bias) - lse.narrow(-1, start, ctx.size).unsqueeze(-1)).exp_()
+            d_logits.scatter_add_(-1, t.masked_fill(~valid.squeeze(-1), 0).unsqueeze(-1),
+                                  -torch.ones_like(d_logits[..., :1]))
+            d_logits.mul_(valid).mul_(scale)
+            if d_hidden is not None:
+                d_hidden.narrow(-2, start, ctx.size).copy_(d_logits @ weight)
+            if d_weight is not None:
+                d_weight += d_logits.flatten(0, -2).T @ h.flatten(0, -2)
+            if d_bias is not None:
+                d_bias += d_logits.flatten(0, -2).sum(0)
+        return d_hidden, d_weight, d_bias, None, None, None, None
+
+
+def chunked_cross_entropy(
+    hidden: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    targets: Tensor,
+    n_chunks: int,
+    *,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> Tensor:
+    """Cross-entropy of ``hidden @ weight.T + bias`` against ``targets``, a chunk of positions at a time (§3).
+
+    Equal to ``F.cross_entropy(F.linear(hidden, weight, bias).flatten(0, -2), targets.flatten(),
+    ignore_index=ignore_index, reduction=reduction)`` in value and gradients, but the ``[..., L, vocab]``
+    logits never exist at once: a custom ``torch.autograd.Function`` computes them for ``L / n_chunks``
+    positions at a time in the forward pass (keeping only one logsumexp per position) and recomputes
+    them chunk by chunk in the backward pass, where d loss/d logits = softmax − one-hot. It saves (via
+    ``save_for_backward``) only its inputs and the ``[..., L]`` logsumexps.
+
+    Shapes: ``hidden [..., L, d_model]``, ``weight [vocab, d_model]``, ``bias [vocab]`` or None,
+    ``targets [..., L]`` (integer ids; ``ignore_index`` positions do not count). ``n_chunks`` must
+    divide L. ``reduction`` is ``"mean"`` (over counted positions) or ``"sum"``.
+    """
+    _check_loss_inputs(hidden, weight, bias, targets)
+    _chunk_length(hidden, n_chunks, -2)
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    return _ChunkedCrossEntropy.apply(hidden, weight, bias, targets, n_chunks, ignore_index, reduction == "mean")

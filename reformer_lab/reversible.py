@@ -1,0 +1,523 @@
+"""Reversible residual layers (paper §3, eqs. 7–10; RevNet, Gomez et al. 2017, Algorithm 1).
+
+A reversible block maps (X₁, X₂) to (Y₁, Y₂) (paper eq. 9, the Transformer form of eq. 7):
+
+    Y₁ = X₁ + Attention(X₂)        Y₂ = X₂ + FeedForward(Y₁)
+
+and can be run backwards from its outputs alone (eq. 8):
+
+    X₂ = Y₂ − FeedForward(Y₁)      X₁ = Y₁ − Attention(X₂)
+
+so a stack of n_l blocks needs to keep only the *last* block's outputs for the backward pass: walking
+back, each block rebuilds its inputs and computes its gradients (RevNet Algorithm 1). Activation
+memory then no longer grows with depth (Table 3: the n_l factor goes). LayerNorm sits inside F and G
+(§3). Both streams are d_model wide, so a reversible model has the parameters of an ordinary one.
+
+What the recomputation must replay exactly (``design.md``):
+
+* **Randomness (dropout).** Each block draws two seeds (one for F, one for G) from torch's global
+  generator, and each branch runs under ``torch.random.fork_rng`` after seeding the CPU generator and
+  the input's CUDA generator with its seed; the backward pass reseeds the same way, so every dropout
+  mask is redrawn identically, on CPU and CUDA. A seed (8 bytes) is the recorded RNG state: it is
+  cheaper to keep than the generator's 5 KB state, the run stays reproducible under
+  ``torch.manual_seed`` (HF's ``torch.seed()`` is not), and the caller's RNG stream is left as it
+  would be after one draw.
+* **LSH buckets.** The forward pass records the buckets each LSH attention used
+  (``LSHSelfAttention.last_buckets``) and the recomputation passes them back (``buckets=``), so the
+  hashing is never redone: a reconstructed input differs from the original by rounding and could
+  fall into another bucket (trax keeps buckets "for training stability"; lucidrains PR #81).
+
+Everything the custom ``autograd.Function`` keeps for the backward pass goes through
+``ctx.save_for_backward`` (the last outputs, the seeds, the buckets compacted to the smallest integer
+type), so :func:`reformer_lab.memory.saved_tensor_bytes` sees all of it; the buckets are the one
+per-layer item left (``B·n_heads·n_hashes·L`` bytes a layer, against ``2·B·L·d_model`` floats for the
+outputs).
+
+The feed-forward is chunked along the sequence (eq. 10) in the forward pass *and* in the backward
+recomputation (``ff_chunks``), so its d_ff-wide activations never exist for the whole sequence at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from reformer_lab.attention import FullSelfAttention, LSHSelfAttention
+from reformer_lab.feedforward import FeedForward, _chunk_length, _positive_int, chunked
+from reformer_lab.memory import saved_tensor_bytes
+
+__all__ = [
+    "STACK_VARIANTS",
+    "AttentionBranch",
+    "ReversibleBlock",
+    "ReversibleSequence",
+    "StepMemory",
+    "draw_seeds",
+    "reconstruction_errors",
+    "reversible_stack",
+    "seeded",
+    "step_memory",
+    "training_step",
+]
+
+#: The three stacks the memory measurements compare: plain autograd, reversible, reversible + chunked FF.
+STACK_VARIANTS = ("ordinary", "reversible", "reversible+chunked")
+
+_SEED_HIGH = 2**62
+Seeds = tuple[int, int]
+
+
+# --------------------------------------------------------------------------------------------------
+# Replaying randomness
+
+
+def draw_seeds(n_blocks: int) -> Tensor:
+    """``[n_blocks, 2]`` int64 seeds (F, G) from torch's global CPU generator."""
+    return torch.randint(0, _SEED_HIGH, (n_blocks, 2), dtype=torch.int64)
+
+
+@contextmanager
+def seeded(seed: int | None, device: torch.device) -> Iterator[None]:
+    """Run the body with the CPU generator (and ``device``'s CUDA generator) seeded with ``seed``.
+
+    ``torch.random.fork_rng`` saves the generators' states before and restores them after, so the
+    caller's stream is untouched. ``seed=None`` runs the body on the current RNG state (no replay).
+    """
+    if seed is None:
+        yield
+        return
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.random.default_generator.manual_seed(seed)
+        for index in cuda:
+            torch.cuda.default_generators[index].manual_seed(seed)
+        yield
+
+
+# --------------------------------------------------------------------------------------------------
+# Branches and blocks
+
+
+class AttentionBranch(nn.Module):
+    """The F branch of a reversible block (paper eq. 9): LayerNorm → self-attention → dropout.
+
+    ``attention`` is an :class:`~reformer_lab.attention.LSHSelfAttention` or
+    :class:`~reformer_lab.attention.FullSelfAttention` (any module ``[..., L, d] → [..., L, d]`` with a
+    ``d_model`` works). ``forward(x, buckets=...)`` replays an LSH attention's hashing exactly;
+    ``last_buckets`` are the buckets of the latest call (None for attention that does not hash).
+
+    Hashing and dropout both draw random numbers. When the LSH module has no generator of its own,
+    the branch draws one seed for the hashing from torch's global generator on *every* call, also
+    when ``buckets`` are replayed and the seed goes unused; so the dropout after it sees the same
+    random stream in the forward pass and in the recomputation.
+    """
+
+    def __init__(self, attention: nn.Module, *, dropout: float = 0.0) -> None:
+        super().__init__()
+        d_model = getattr(attention, "d_model", None)
+        if not isinstance(d_model, int):
+            raise ValueError("attention must have an int attribute d_model (the width of its input and output)")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
+        self.norm = nn.LayerNorm(d_model)
+        self.attention = attention
+        self.dropout = nn.Dropout(dropout)
+
+    @property
+    def last_buckets(self) -> Tensor | None:
+        return getattr(self.attention, "last_buckets", None)
+
+    def forward(self, x: Tensor, buckets: Tensor | None = None) -> Tensor:
+        h = self.norm(x)
+        if isinstance(self.attention, LSHSelfAttention):
+            out = self._lsh(h, buckets)
+        elif buckets is not None:
+            raise ValueError(f"buckets can only be replayed into LSH attention, not {type(self.attention).__name__}")
+        else:
+            out = self.attention(h)
+        return self.dropout(out)
+
+    def _lsh(self, h: Tensor, buckets: Tensor | None) -> Tensor:
+        # drawn from the global stream whether or not it is used, so what follows sees the same stream
+        seed = int(torch.randint(0, _SEED_HIGH, ())) if self.attention.generator is None else None
+        if buckets is not None:
+            return self.attention(h, buckets=buckets)
+        return self.attention(h, generator=None if seed is None else torch.Generator().manual_seed(seed))
+
+
+def _trainable(module: nn.Module) -> list[nn.Parameter]:
+    return [p for p in module.parameters() if p.requires_grad]
+
+
+class ReversibleBlock(nn.Module):
+    """One reversible layer (paper eq. 9): Y₁ = X₁ + F(X₂), Y₂ = X₂ + G(Y₁), and its inverse (eq. 8).
+
+    ``f`` is the attention branch (e.g. :class:`AttentionBranch`), ``g`` the feed-forward branch (e.g.
+    :class:`~reformer_lab.feedforward.FeedForward`), both with LayerNorm inside. ``g`` must be
+    position-wise (it is applied ``ff_chunks`` slices of the sequence at a time). ``f`` may expose
+    ``last_buckets`` and accept ``buckets=``, as :class:`AttentionBranch` and
+    :class:`~reformer_lab.attention.LSHSelfAttention` do; the block then records and replays them.
+
+    ``seeds=(seed_f, seed_g)`` runs each branch on a freshly seeded RNG (see :func:`seeded`); the
+    same seeds and buckets make :meth:`inverse` undo :meth:`forward` up to rounding, dropout included.
+    """
+
+    def __init__(self, f: nn.Module, g: nn.Module) -> None:
+        super().__init__()
+        self.f, self.g = f, g
+
+    def forward(
+        self, x1: Tensor, x2: Tensor, *, ff_chunks: int = 1, seeds: Seeds | None = None, buckets: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Eq. 9 with ordinary autograd: ``(x1, x2) → (y1, y2)``."""
+        y1 = x1 + self.run_f(x2, seeds, buckets)
+        y2 = x2 + self.run_g(y1, seeds, ff_chunks)
+        return y1, y2
+
+    def inverse(
+        self, y1: Tensor, y2: Tensor, *, ff_chunks: int = 1, seeds: Seeds | None = None, buckets: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Eq. 8: ``(y1, y2) → (x1, x2)``. Pass the forward pass's seeds and, for LSH, its buckets."""
+        x2 = y2 - self.run_g(y1, seeds, ff_chunks)
+        x1 = y1 - self.run_f(x2, seeds, buckets)
+        return x1, x2
+
+    @property
+    def last_buckets(self) -> Tensor | None:
+        """The buckets F hashed into on its latest call (None when F does not hash)."""
+        return getattr(self.f, "last_buckets", None)
+
+    def run_f(self, x: Tensor, seeds: Seeds | None, buckets: Tensor | None = None) -> Tensor:
+        with seeded(None if seeds is None else seeds[0], x.device):
+            return self.f(x) if buckets is None else self.f(x, buckets=buckets)
+
+    def run_g(self, x: Tensor, seeds: Seeds | None, ff_chunks: int = 1) -> Tensor:
+        with seeded(None if seeds is None else seeds[1], x.device):
+            return chunked(self.g, x, ff_chunks)
+
+    def backward_pass(
+        self,
+        y1: Tensor,
+        y2: Tensor,
+        dy1: Tensor,
+        dy2: Tensor,
+        *,
+        seeds: Seeds | None = None,
+        buckets: Tensor | None = None,
+        ff_chunks: int = 1,
+    ) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor], list[Tensor | None]]:
+        """RevNet Algorithm 1 for this block: from outputs and their gradients, inputs and their gradients.
+
+        1. G is recomputed from Y₁ a chunk of positions at a time; each chunk is backpropagated at once
+           (dZ₁ = dY₁ + (∂G/∂Y₁)ᵀ dY₂, and G's parameter gradients) and X₂ = Y₂ − G(Y₁) is filled in, so
+           only one chunk's d_ff activations exist at a time.
+        2. F is recomputed from X₂ (replaying ``buckets``) and backpropagated with dZ₁:
+           dX₂ = dY₂ + (∂F/∂X₂)ᵀ dZ₁, F's parameter gradients, and X₁ = Y₁ − F(X₂); dX₁ = dZ₁.
+
+        Returns ``((x1, x2), (dx1, dx2), grads)`` with ``grads`` aligned with the trainable parameters
+        of ``f`` then ``g`` (None where a parameter got no gradient).
+        """
+        f_params, g_params = _trainable(self.f), _trainable(self.g)
+        x2, dz1, g_grads = self._g_backward(y1, y2, dy1, dy2, seeds, ff_chunks, g_params)
+        x2 = x2.requires_grad_()
+        with torch.enable_grad():
+            out = self.run_f(x2, seeds, buckets)
+        got = torch.autograd.grad(out, [x2, *f_params], dz1, allow_unused=True)
+        dx2 = dy2 if got[0] is None else dy2 + got[0]
+        x1 = y1 - out.detach()
+        return (x1, x2.detach()), (dz1, dx2), list(got[1:]) + g_grads
+
+    def _g_backward(
+        self, y1: Tensor, y2: Tensor, dy1: Tensor, dy2: Tensor, seeds: Seeds | None, ff_chunks: int,
+        params: list[nn.Parameter],
+    ) -> tuple[Tensor, Tensor, list[Tensor | None]]:
+        size = _chunk_length(y1, ff_chunks, -2)
+        x2, dz1, grads = torch.empty_like(y2), dy1.clone(), [None] * len(params)
+        with seeded(None if seeds is None else seeds[1], y1.device):  # chunks in the forward pass's order
+            for start in range(0, y1.shape[-2], size):
+                y1_part = y1.narrow(-2, start, size).detach().requires_grad_()
+                with torch.enable_grad():
+                    out = self.g(y1_part)
+                got = torch.autograd.grad(out, [y1_part, *params], dy2.narrow(-2, start, size), allow_unused=True)
+                if got[0] is not None:
+                    dz1.narrow(-2, start, size).add_(got[0])
+                grads = [_add(a, b) for a, b in zip(grads, got[1:], strict=True)]
+                x2.narrow(-2, start, size).copy_(y2.narrow(-2, start, size) - out.detach())
+        return x2, dz1, grads
+
+
+def _add(total: Tensor | None, new: Tensor | None) -> Tensor | None:
+    if new is None:
+        return total
+    return new if total is None else total + new
+
+
+# --------------------------------------------------------------------------------------------------
+# The stack and its custom autograd Function
+
+
+def _compact(buckets: Tensor | None) -> Tensor | None:
+    """Buckets in the smallest integer type that holds them (uint8 for up to 256 buckets)."""
+    if buckets is None or buckets.numel() == 0:
+        return buckets
+    top = int(buckets.max())
+    for dtype in (torch.uint8, torch.int16, torch.int32):
+        if top <= torch.iinfo(dtype).max:
+            return buckets.to(dtype)
+    return buckets
+
+
+@dataclass
+class _Plan:
+    """What the Function needs besides tensors: the blocks and how to run them (no activations here)."""
+
+    blocks: Sequence[ReversibleBlock]
+    ff_chunks: int
+    replay_randomness: bool
+    replay_buckets: bool
+    params: list[nn.Parameter]
+
+
+class _ReversibleFunction(torch.autograd.Function):
+    """Forward without a graph, keeping only the last outputs; backward by inverting block after block."""
+
+    @staticmethod
+    def forward(ctx, x1, x2, seeds, plan, *params):  # type: ignore[override]
+        recorded, has_buckets = [], []
+        for block, pair in zip(plan.blocks, seeds.tolist(), strict=True):
+            x1, x2 = block(x1, x2, ff_chunks=plan.ff_chunks, seeds=tuple(pair))
+            buckets = _compact(block.last_buckets) if plan.replay_buckets else None
+            has_buckets.append(buckets is not None)
+            recorded += [buckets] if buckets is not None else []
+        ctx.plan, ctx.has_buckets = plan, has_buckets
+        ctx.save_for_backward(x1, x2, seeds, *recorded)
+        return x1, x2
+
+    @staticmethod
+    def backward(ctx, dy1, dy2):  # type: ignore[override]
+        y1, y2, seeds, *recorded = ctx.saved_tensors
+        plan: _Plan = ctx.plan
+        dy1 = torch.zeros_like(y1) if dy1 is None else dy1
+        dy2 = torch.zeros_like(y2) if dy2 is None else dy2
+        index = {id(p): i for i, p in enumerate(plan.params)}
+        grads: list[Tensor | None] = [None] * len(plan.params)
+        buckets_of = iter(reversed(recorded))
+        for block, pair, has in zip(reversed(plan.blocks), reversed(seeds.tolist()), reversed(ctx.has_buckets),
+                                    strict=True):
+            buckets = next(buckets_of).long() if has else None
+            (y1, y2), (dy1, dy2), block_grads = block.backward_pass(
+                y1, y2, dy1, dy2, seeds=tuple(pair) if plan.replay_randomness else None, buckets=buckets,
+                ff_chunks=plan.ff_chunks,
+            )
+            for p, g in zip(_trainable(block.f) + _trainable(block.g), block_grads, strict=True):
+                grads[index[id(p)]] = _add(grads[index[id(p)]], g)
+        return (dy1, dy2, None, None, *grads)
+
+
+class ReversibleSequence(nn.Module):
+    """A stack of :class:`ReversibleBlock` s trained with the reversible backward pass (paper §3).
+
+    ``forward(x1, x2)`` returns the last block's ``(y1, y2)``; ``x2`` defaults to ``x1`` (the paper's
+    stack takes the embedding twice; the final LayerNorm over the concatenated halves belongs to the
+    model). With ``reversible=True`` a custom ``torch.autograd.Function`` runs the blocks without
+    recording a graph and saves only ``(y1, y2)``, the per-block seeds and the LSH buckets; the backward
+    pass rebuilds each block's inputs from its outputs and computes its gradients (RevNet Algorithm 1,
+    :meth:`ReversibleBlock.backward_pass`). With ``reversible=False`` (or ``forward(...,
+    reversible=False)``) the same blocks, parameters, seeds and chunking run under ordinary autograd,
+    which stores every layer's activations: the comparison baseline.
+
+    ``ff_chunks`` chunks the feed-forward along the sequence (eq. 10) in the forward pass and in the
+    backward recomputation; it must divide L. ``replay_randomness=False`` and ``replay_buckets=False``
+    switch off the replays in the backward pass, to show what goes wrong without them (gradients no
+    longer match the forward pass once dropout or hashing is redrawn).
+    """
+
+    def __init__(
+        self,
+        blocks: Sequence[ReversibleBlock],
+        ff_chunks: int = 1,
+        *,
+        reversible: bool = True,
+        replay_randomness: bool = True,
+        replay_buckets: bool = True,
+    ) -> None:
+        super().__init__()
+        blocks = list(blocks)
+        if not blocks or not all(isinstance(b, ReversibleBlock) for b in blocks):
+            raise ValueError("ReversibleSequence needs at least one block, each a ReversibleBlock")
+        self.blocks = nn.ModuleList(blocks)
+        self.ff_chunks = _positive_int("ff_chunks", ff_chunks)
+        self.reversible, self.replay_randomness, self.replay_buckets = reversible, replay_randomness, replay_buckets
+
+    def forward(self, x1: Tensor, x2: Tensor | None = None, *, reversible: bool | None = None) -> tuple[Tensor, Tensor]:
+        x2 = x1 if x2 is None else x2
+        if x1.shape != x2.shape or x1.dim() < 2:
+            raise ValueError(f"x1 and x2 must have the same shape [..., L, d_model], got {tuple(x1.shape)} "
+                             f"and {tuple(x2.shape)}")
+        _chunk_length(x1, self.ff_chunks, -2)
+        seeds = draw_seeds(len(self.blocks))
+        use_reversible = self.reversible if reversible is None else reversible
+        if not use_reversible or not torch.is_grad_enabled():
+            for block, pair in zip(self.blocks, seeds.tolist(), strict=True):
+                x1, x2 = block(x1, x2, ff_chunks=self.ff_chunks, seeds=tuple(pair))
+            return x1, x2
+        params = list({id(p): p for block in self.blocks for p in _trainable(block)}.values())
+        plan = _Plan(list(self.blocks), self.ff_chunks, self.replay_randomness, self.replay_buckets, params)
+        return _ReversibleFunction.apply(x1, x2, seeds, plan, *params)
+
+
+def reversible_stack(
+    n_layers: int,
+    d_model: int,
+    n_heads: int,
+    d_ff: int,
+    *,
+    attention: str = "lsh",
+    chunk_size: int = 64,
+    n_hashes: int = 2,
+    causal: bool = False,
+    dropout: float = 0.0,
+    ff_chunks: int = 1,
+    reversible: bool = True,
+    seed: int | None = None,
+) -> ReversibleSequence:
+    """A :class:`ReversibleSequence` of ``n_layers`` Reformer blocks: F = LayerNorm → attention → dropout,
+    G = LayerNorm → Linear → ReLU → dropout → Linear (paper eq. 9, LayerNorm inside the blocks).
+
+    ``attention`` is ``"lsh"`` (:class:`~reformer_lab.attention.LSHSelfAttention` with ``chunk_size``
+    and ``n_hashes``; its hashes come from the global RNG through :class:`AttentionBranch`) or
+    ``"full"`` (shared-QK :class:`~reformer_lab.attention.FullSelfAttention`). ``seed`` fixes the
+    parameter initialisation without touching the global RNG.
+    """
+    n_layers = _positive_int("n_layers", n_layers)
+    if attention not in ("lsh", "full"):
+        raise ValueError(f"attention must be 'lsh' or 'full', got {attention!r}")
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        blocks = [ReversibleBlock(AttentionBranch(_attention(attention, d_model, n_heads, chunk_size, n_hashes,
+                                                             causal), dropout=dropout),
+                                  FeedForward(d_model, d_ff, dropout=dropout)) for _ in range(n_layers)]
+    return ReversibleSequence(blocks, ff_chunks, reversible=reversible)
+
+
+def _attention(kind: str, d_model: int, n_heads: int, chunk_size: int, n_hashes: int, causal: bool) -> nn.Module:
+    if kind == "lsh":
+        return LSHSelfAttention(d_model, n_heads, chunk_size=chunk_size, n_hashes=n_hashes, causal=causal)
+    return FullSelfAttention(d_model, n_heads, causal=causal)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reconstruction error against depth
+
+
+@torch.no_grad()
+def reconstruction_errors(
+    depths: Sequence[int],
+    *,
+    d_model: int = 32,
+    n_heads: int = 2,
+    d_ff: int = 64,
+    length: int = 64,
+    batch: int = 1,
+    attention: str = "full",
+    chunk_size: int = 16,
+    n_hashes: int = 2,
+    dropout: float = 0.0,
+    dtype: torch.dtype = torch.float32,
+    seed: int = 0,
+) -> dict[int, float]:
+    """Max |X − X̂| after running ``n`` blocks forward (eq. 9) and back (eq. 8), for each ``n`` in ``depths``.
+
+    One stack of ``max(depths)`` blocks is built (``seed`` fixes weights, inputs and randomness); the
+    input ``(x, x)`` with ``x ~ N(0, 1)`` runs forward, and for each depth ``n`` the state after ``n``
+    blocks is inverted back to the input with the forward pass's seeds and buckets. The error grows
+    with depth as rounding accumulates (RevNet §3: negligible in practice); in float64 it stays near
+    1e-15. Returns ``{n: error}``.
+    """
+    depths = sorted({_positive_int("depth", n) for n in depths})
+    stack = reversible_stack(depths[-1], d_model, n_heads, d_ff, attention=attention, chunk_size=chunk_size,
+                             n_hashes=n_hashes, dropout=dropout, seed=seed).to(dtype)
+    stack.train(dropout > 0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        x = torch.randn(batch, length, d_model, dtype=dtype)
+        seeds = [tuple(pair) for pair in draw_seeds(depths[-1]).tolist()]
+        states, buckets = [(x, x)], []
+        for block, pair in zip(stack.blocks, seeds, strict=True):
+            states.append(block(*states[-1], seeds=pair))
+            buckets.append(block.last_buckets)
+    errors = {}
+    for n in depths:
+        x1, x2 = states[n]
+        for i in reversed(range(n)):
+            x1, x2 = stack.blocks[i].inverse(x1, x2, seeds=seeds[i], buckets=buckets[i])
+        errors[n] = max(float((x1 - x).abs().max()), float((x2 - x).abs().max()))
+    return errors
+
+
+# --------------------------------------------------------------------------------------------------
+# Memory of one training step
+
+
+@dataclass(frozen=True)
+class StepMemory:
+    """Memory of one training step of a stack, measured with :func:`reformer_lab.memory.saved_tensor_bytes`.
+
+    Attributes:
+        saved_after_forward: bytes autograd holds between the forward and the backward pass (what
+            Table 3's memory column counts for the stored activations).
+        saved_peak: the most saved bytes alive at any moment of forward + backward; for a reversible
+            stack this is reached in the backward recomputation of one block (its attention, or one
+            feed-forward chunk).
+        cuda_peak: peak CUDA bytes allocated during one step above what existed before (CUDA only).
+    """
+
+    saved_after_forward: int
+    saved_peak: int
+    cuda_peak: int | None = None
+
+
+def _variant_options(variant: str) -> tuple[bool, bool]:
+    """(reversible, chunked) of a :data:`STACK_VARIANTS` entry."""
+    if variant not in STACK_VARIANTS:
+        raise ValueError(f"unknown stack variant {variant!r}; choose from {STACK_VARIANTS}")
+    return variant != "ordinary", variant == "reversible+chunked"
+
+
+def training_step(stack: ReversibleSequence, x: Tensor, grad: Tensor, reversible: bool) -> None:
+    """Forward and backward through ``stack`` with upstream gradient ``grad`` for both halves (no loss graph)."""
+    y1, y2 = stack(x, reversible=reversible)
+    torch.autograd.backward((y1, y2), (grad, grad))
+
+
+def step_memory(stack: ReversibleSequence, x: Tensor, variant: str) -> StepMemory:
+    """Saved-for-backward bytes of one step of ``stack`` on input ``x`` run as ``variant``.
+
+    ``variant`` is one of :data:`STACK_VARIANTS`; "reversible+chunked" uses the stack's ``ff_chunks``
+    (set it > 1), the other two run with one chunk. Parameters are not counted. On CUDA the peak
+    allocated bytes of one step are measured too.
+    """
+    reversible, chunked_ff = _variant_options(variant)
+    saved_chunks = stack.ff_chunks
+    stack.ff_chunks = saved_chunks if chunked_ff else 1
+    try:
+        grad = torch.randn_like(x)
+        forward = saved_tensor_bytes(lambda: stack(x, reversible=reversible), ignore=stack)
+        after = forward.total_bytes
+        del forward
+        step = saved_tensor_bytes(training_step, stack, x, grad, reversible, ignore=stack)
+        cuda = None
+        if x.device.type == "cuda":
+            from reformer_lab.memory import peak_cuda_bytes
+
+            cuda = peak_cuda_bytes(training_step, stack, x, grad, reversible).delta_bytes
+        stack.zero_grad(set_to_none=True)
+        return StepMemory(after, step.peak_bytes, cuda)
+    finally:
+        stack.ff_chunks = saved_chunks
+

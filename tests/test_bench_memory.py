@@ -1,0 +1,106 @@
+"""``python -m reformer_lab.bench memory``: every stack variant takes a measured step, tables and targets
+are computed from what was measured, and a tiny run prints the table and the target lines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from reformer_lab import bench
+from reformer_lab.bench import MemoryMeasurement, MemorySetting
+from reformer_lab.complexity import model_complexity
+from reformer_lab.reversible import STACK_VARIANTS
+
+TINY = {"length": 128, "d_model": 32, "d_ff": 64, "n_heads": 2, "chunk_size": 32, "ff_chunks": 4, "repeats": 1,
+        "threads": 1}
+TINY_FLAGS = ["--length", "128", "--d-model", "32", "--d-ff", "64", "--heads", "2", "--chunk", "32",
+              "--ff-chunks", "4", "--repeats", "1", "--threads", "1"]
+
+
+@pytest.mark.parametrize("variant", STACK_VARIANTS)
+def test_every_stack_variant_takes_a_measured_step(variant: str) -> None:
+    out = bench.memory_step(MemorySetting(variant, n_layers=2, **TINY))
+    assert out["seconds"] > 0
+    assert 0 < out["saved_after_forward"] <= out["saved_peak"]
+    assert out["cuda_peak"] is None
+
+
+def test_reversible_stacks_keep_less_than_the_ordinary_one() -> None:
+    saved = {v: bench.memory_step(MemorySetting(v, n_layers=3, **TINY))["saved_after_forward"]
+             for v in STACK_VARIANTS}
+    assert saved["reversible"] == saved["reversible+chunked"] < saved["ordinary"] / 5
+
+
+def test_unknown_variant_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown stack variant"):
+        bench.memory_step(MemorySetting("checkpointed", 1, **TINY))
+
+
+def _m(variant: str, n_layers: int, seconds: float, saved: int, after: int | None = None) -> MemoryMeasurement:
+    return MemoryMeasurement(MemorySetting(variant, n_layers), seconds, after or saved, saved, None)
+
+
+def test_targets_are_judged_on_the_measurements() -> None:
+    met = [_m("ordinary", 12, 1.0, 800), _m("reversible", 12, 1.3, 100), _m("reversible+chunked", 12, 1.5, 100)]
+    assert [ok for _, ok, _ in bench.memory_targets(met)] == [True, True]
+    missed = [_m("ordinary", 12, 1.0, 700), _m("reversible+chunked", 12, 1.7, 100)]
+    assert [ok for _, ok, _ in bench.memory_targets(missed)] == [False, False]
+    assert bench.memory_targets(met, at=4) == []  # nothing measured at 4 layers: nothing judged
+
+
+def test_table_shows_ratios_to_the_ordinary_stack_and_notes_for_failures() -> None:
+    failed = MemoryMeasurement(MemorySetting("reversible", 2), None, None, None, None, "child died")
+    table = bench.format_memory_table([_m("ordinary", 2, 1.0, 4 * 2**20), _m("reversible+chunked", 2, 1.5, 2**20),
+                                       failed])
+    assert "1.50×" in table and "0.25×" in table and "child died" in table and "4.00 MiB" in table
+
+
+def test_table3_column_uses_the_matching_rows() -> None:
+    s = MemorySetting("ordinary", 12)
+    sizes = {"batch": 1, "length": 4096, "d_model": 256, "d_ff": 1024, "n_heads": 4, "n_hashes": 2, "c": 256**2}
+    assert bench.table3_bytes(s) == 4 * model_complexity("lsh-transformer", n_layers=12, **sizes).memory
+    chunked = MemorySetting("reversible+chunked", 12)
+    assert bench.table3_bytes(chunked) == 4 * model_complexity("reformer", n_layers=12, **sizes).memory
+    assert bench.table3_bytes(s) == 12 * bench.table3_bytes(chunked)
+
+
+def test_rounds_are_interleaved_and_combined_by_median(monkeypatch: pytest.MonkeyPatch) -> None:
+    order, seconds = [], iter([1.0, 5.0, 3.0, 6.0, 2.0, 7.0])
+
+    def fake(s: MemorySetting, fresh_process: bool = True) -> MemoryMeasurement:
+        order.append(s.variant)
+        return MemoryMeasurement(s, next(seconds), 10, 20, 30)
+
+    monkeypatch.setattr(bench, "measure_memory", fake)
+    settings = [MemorySetting("ordinary", 1), MemorySetting("reversible", 1)]
+    results = bench.run_memory(settings, rounds=3)
+    assert order == ["ordinary", "reversible"] * 3
+    assert [m.seconds for m in results] == [2.0, 6.0]
+
+
+def test_ff_chunks_must_divide_the_length() -> None:
+    args = bench._parser().parse_args(["memory", "--length", "100", "--ff-chunks", "8"])
+    with pytest.raises(SystemExit, match="must divide"):
+        bench._memory_settings(args)
+
+
+def test_tiny_run_prints_the_table_the_targets_and_writes_json(tmp_path: Path, capsys) -> None:
+    path, threads = tmp_path / "memory.json", torch.get_num_threads()
+    assert bench.main(["memory", "--layers", "1", "2", *TINY_FLAGS, "--in-process", "--json", str(path)]) == 0
+    printed = capsys.readouterr().out
+    assert "reversible+chunked" in printed and "saved peak" in printed
+    assert printed.count("n_l=2:") == 2 and ("[MET]" in printed or "[MISSED]" in printed)
+    record = json.loads(path.read_text())
+    assert set(record["provenance"]) >= {"device", "torch", "commit", "date"}
+    assert len(record["results"]) == 6 and len(record["targets"]) == 2
+    assert torch.get_num_threads() == threads  # --threads applied to the measurement only
+
+
+@pytest.mark.slow
+def test_measure_runs_in_a_fresh_process_and_reports_rss() -> None:
+    m = bench.measure_memory(MemorySetting("reversible+chunked", 1, **TINY))
+    assert m.seconds and m.seconds > 0 and m.saved_peak and m.saved_peak > 0
+    assert m.peak_bytes is not None and m.note == ""

@@ -1,0 +1,168 @@
+"""The feed-forward, its chunked application along the sequence (paper eq. 10) and the chunked loss (§3).
+
+Tolerances: float64 comparisons to 1e-12 (chunking reorders no sums inside a position, so the results
+agree to rounding); float32 to 1e-6.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reformer_lab.feedforward import ChunkedFeedForward, FeedForward, chunk_divisors, chunked, chunked_cross_entropy
+from reformer_lab.memory import saved_tensor_bytes
+
+B, L, D, D_FF = 2, 24, 8, 32
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one thread avoids thread-pool contention on a shared 2-core machine (10× faster here)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _ff(dtype: torch.dtype = torch.float64) -> FeedForward:
+    torch.manual_seed(0)
+    return FeedForward(D, D_FF).to(dtype)
+
+
+def _output_and_grads(module: nn.Module, fn, x: torch.Tensor) -> list[torch.Tensor]:
+    x = x.detach().clone().requires_grad_()
+    out = fn(x)
+    out.backward(torch.randn(out.shape, generator=_gen(1), dtype=out.dtype))
+    grads = [out.detach(), x.grad] + [p.grad.clone() for p in module.parameters()]
+    module.zero_grad(set_to_none=True)
+    return grads
+
+
+def _max_error(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    return max(float((u - v).abs().max()) for u, v in zip(a, b, strict=True))
+
+
+def test_feedforward_keeps_shape_and_has_layernorm_inside() -> None:
+    ff, x = _ff(), torch.randn(B, L, D, generator=_gen(), dtype=torch.float64)
+    assert ff(x).shape == (B, L, D)
+    # LayerNorm first: shifting every feature of a position by the same amount changes nothing
+    torch.testing.assert_close(ff(x + 3.0), ff(x), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_chunks", chunk_divisors(L))
+def test_chunked_ff_equals_unchunked_in_outputs_and_gradients(n_chunks: int) -> None:
+    ff, x = _ff(), torch.randn(B, L, D, generator=_gen(), dtype=torch.float64)
+    plain = _output_and_grads(ff, ff, x)
+    chunk = _output_and_grads(ff, lambda t: chunked(ff, t, n_chunks), x)
+    assert _max_error(plain, chunk) < 1e-12
+
+
+def test_chunked_ff_module_equals_unchunked_in_float32() -> None:
+    ff, x = _ff(torch.float32), torch.randn(B, L, D, generator=_gen())
+    plain = _output_and_grads(ff, ff, x)
+    chunk = _output_and_grads(ff, ChunkedFeedForward(ff, n_chunks=6), x)
+    assert _max_error(plain, chunk) < 1e-6
+
+
+@pytest.mark.parametrize("n_chunks", [5, 7, 25])
+def test_chunk_count_that_does_not_divide_length_is_a_clear_error(n_chunks: int) -> None:
+    with pytest.raises(ValueError, match=f"n_chunks={n_chunks} must divide the length {L}"):
+        chunked(_ff(), torch.zeros(B, L, D, dtype=torch.float64), n_chunks)
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True])
+def test_chunk_count_must_be_a_positive_int(bad: object) -> None:
+    with pytest.raises(ValueError, match="n_chunks must be a positive integer"):
+        chunked(_ff(), torch.zeros(B, L, D, dtype=torch.float64), bad)  # type: ignore[arg-type]
+
+
+def test_chunked_works_along_another_dim() -> None:
+    x = torch.randn(6, 4, generator=_gen())
+    torch.testing.assert_close(chunked(torch.sin, x, 3, dim=0), torch.sin(x))
+
+
+def test_activation_choices() -> None:
+    assert isinstance(FeedForward(D, D_FF, activation="gelu").activation, nn.GELU)
+    with pytest.raises(ValueError, match="unknown activation"):
+        FeedForward(D, D_FF, activation="swish-ish")
+    with pytest.raises(ValueError, match="dropout"):
+        FeedForward(D, D_FF, dropout=1.0)
+
+
+def test_wrong_width_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="d_model=8"):
+        _ff()(torch.zeros(2, 3, 5, dtype=torch.float64))
+
+
+# --------------------------------------------------------------------------------------------------
+# Chunked output projection + cross-entropy
+
+VOCAB = 50
+
+
+def _loss_inputs(dtype: torch.dtype = torch.float64, bias: bool = True):
+    g = _gen(2)
+    hidden = torch.randn(B, L, D, generator=g, dtype=dtype, requires_grad=True)
+    weight = torch.randn(VOCAB, D, generator=g, dtype=dtype, requires_grad=True)
+    b = torch.randn(VOCAB, generator=g, dtype=dtype, requires_grad=True) if bias else None
+    targets = torch.randint(0, VOCAB, (B, L), generator=g)
+    targets[0, :5] = -100  # ignored positions
+    return hidden, weight, b, targets
+
+
+def _loss_and_grads(loss_fn, hidden, weight, bias, targets) -> list[torch.Tensor]:
+    loss = loss_fn(hidden, weight, bias, targets)
+    leaves = [t for t in (hidden, weight, bias) if t is not None]
+    return [loss.detach(), *torch.autograd.grad(loss, leaves)]
+
+
+def _plain_ce(reduction: str = "mean"):
+    def loss(hidden, weight, bias, targets):
+        logits = F.linear(hidden, weight, bias)
+        return F.cross_entropy(logits.flatten(0, -2), targets.flatten(), reduction=reduction)
+
+    return loss
+
+
+@pytest.mark.parametrize("n_chunks", [1, 2, 3, 8, 24])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_chunked_cross_entropy_equals_unchunked_loss_and_gradients(n_chunks: int, reduction: str) -> None:
+    inputs = _loss_inputs()
+    plain = _loss_and_grads(_plain_ce(reduction), *inputs)
+    chunk = _loss_and_grads(lambda *a: chunked_cross_entropy(*a, n_chunks, reduction=reduction), *inputs)
+    assert _max_error(plain, chunk) < 1e-12
+
+
+def test_chunked_cross_entropy_without_bias_in_float32() -> None:
+    inputs = _loss_inputs(torch.float32, bias=False)
+    plain = _loss_and_grads(_plain_ce(), *inputs)
+    chunk = _loss_and_grads(lambda *a: chunked_cross_entropy(*a, 4), *inputs)
+    assert _max_error(plain, chunk) < 1e-6
+
+
+def test_chunked_cross_entropy_never_saves_the_logits() -> None:
+    hidden, weight, bias, targets = _loss_inputs(torch.float32)
+    logits_bytes = B * L * VOCAB * 4
+    plain = saved_tensor_bytes(_plain_ce(), hidden, weight, bias, targets, ignore=(weight, bias))
+    chunk = saved_tensor_bytes(chunked_cross_entropy, hidden, weight, bias, targets, 4, ignore=(weight, bias))
+    assert plain.total_bytes >= logits_bytes
+    # inputs plus one logsumexp per position: hidden, targets, lse
+    assert chunk.total_bytes == hidden.nbytes + targets.nbytes + B * L * 4
+
+
+def test_chunked_cross_entropy_checks_its_arguments() -> None:
+    hidden, weight, bias, targets = _loss_inputs()
+    with pytest.raises(ValueError, match="must divide the length"):
+        chunked_cross_entropy(hidden, weight, bias, targets, 5)
+    with pytest.raises(ValueError, match="targets must have shape"):
+        chunked_cross_entropy(hidden, weight, bias, targets[:, :-1], 2)
+    with pytest.raises(ValueError, match="weight must have shape"):
+        chunked_cross_entropy(hidden, weight.T, bias, targets, 2)
+    with pytest.raises(ValueError, match="reduction"):
+        chunked_cross_entropy(hidden, weight, bias, targets, 2, reduction="none")
