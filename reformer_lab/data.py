@@ -1,0 +1,238 @@
+"""Data for the Reformer experiments: the duplication task (paper §2.1), an offline character corpus, enwik8.
+
+Every task hands out batches as a :class:`Batch` of ``inputs``, next-token ``targets`` and a boolean
+``mask`` of the positions that count for loss and accuracy, drawn from an explicit
+``torch.Generator`` so a run is reproducible from its seed (and resumable from the generator's state).
+
+* :class:`DuplicationTask`: sequences 0w0w with w a random string over {1, …, N}. The paper uses
+  N = 127 and |w| = 511 (length 1024); any smaller size works for lessons. Only the second copy of w
+  can be predicted, so loss and accuracy are masked to it.
+* :class:`CharCorpus`: random windows of a character-level text. :func:`python_docs_text` is Python's
+  own documentation (``pydoc_data.topics``, ships with Python, works offline); :func:`load_enwik8`
+  reads the enwik8 bytes from a file the user supplies (a byte-level corpus, 256 symbols).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "ENWIK8_SPLITS",
+    "Batch",
+    "CharCorpus",
+    "CharVocab",
+    "DuplicationTask",
+    "enwik8_corpus",
+    "load_enwik8",
+    "python_docs_text",
+]
+
+#: T2T's enwik8 split in bytes: train, validation, test (paper §5 / fastai reproduction notes).
+ENWIK8_SPLITS = (89_621_832, 5_000_000, 5_000_000)
+
+
+@dataclass
+class Batch:
+    """``inputs [B, L]`` token ids, ``targets [B, L]`` the next tokens, ``mask [B, L]`` positions that count."""
+
+    inputs: Tensor
+    targets: Tensor
+    mask: Tensor
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(self.inputs.to(device), self.targets.to(device), self.mask.to(device))
+
+    def split(self, rank: int, world_size: int) -> Batch:
+        """This rank's contiguous share of the batch (for data-parallel training)."""
+        size = self.inputs.shape[0]
+        if size % world_size:
+            raise ValueError(f"batch size {size} must be divisible by the number of processes {world_size}")
+        part = slice(rank * size // world_size, (rank + 1) * size // world_size)
+        return Batch(self.inputs[part], self.targets[part], self.mask[part])
+
+
+def _generator(seed: int | torch.Generator | None) -> torch.Generator:
+    if isinstance(seed, torch.Generator):
+        return seed
+    return torch.Generator().manual_seed(0 if seed is None else int(seed))
+
+
+@dataclass(frozen=True)
+class DuplicationTask:
+    """The synthetic duplication task of paper §2.1: sequences ``0 w 0 w`` with w ∈ {1, …, n_symbols}^w_len.
+
+    ``inputs`` is the sequence itself (length ``2·(w_len + 1)``), ``targets[i] = inputs[i + 1]`` (the
+    last target is unused), and ``mask`` is True exactly where the target is a symbol of the second
+    copy of w: the w_len positions that can be predicted by looking back, the paper's "second half"
+    (its separator 0 is fixed, so it is not counted). Paper size: ``n_symbols=127, w_len=511``
+    (vocabulary 128, length 1024).
+    """
+
+    w_len: int = 511
+    n_symbols: int = 127
+
+    def __post_init__(self) -> None:
+        if isinstance(self.w_len, bool) or not isinstance(self.w_len, int) or self.w_len < 1:
+            raise ValueError(f"w_len must be a positive int, got {self.w_len!r}")
+        if isinstance(self.n_symbols, bool) or not isinstance(self.n_symbols, int) or self.n_symbols < 1:
+            raise ValueError(f"n_symbols must be a positive int, got {self.n_symbols!r}")
+
+    @property
+    def vocab_size(self) -> int:
+        """n_symbols + 1 (the separator 0)."""
+        return self.n_symbols + 1
+
+    @property
+    def length(self) -> int:
+        """Sequence length 2·(|w| + 1)."""
+        return 2 * (self.w_len + 1)
+
+    def sequences(self, batch_size: int, generator: int | torch.Generator | None = None) -> Tensor:
+        """``[batch_size, length]`` sequences 0w0w."""
+        w = torch.randint(1, self.n_symbols + 1, (batch_size, self.w_len), generator=_generator(generator))
+        zero = torch.zeros(batch_size, 1, dtype=torch.long)
+        return torch.cat([zero, w, zero, w], dim=1)
+
+    def loss_mask(self) -> Tensor:
+        """``[length]`` bool: True where the target is in the second copy of w."""
+        mask = torch.zeros(self.length, dtype=torch.bool)
+        mask[self.w_len + 1 : 2 * self.w_len + 1] = True
+        return mask
+
+    def batch(self, batch_size: int, generator: int | torch.Generator | None = None) -> Batch:
+        """A :class:`Batch` of ``batch_size`` fresh sequences (deterministic given the generator or seed)."""
+        seq = self.sequences(batch_size, generator)
+        targets = torch.cat([seq[:, 1:], torch.zeros(batch_size, 1, dtype=torch.long)], dim=1)
+        return Batch(seq, targets, self.loss_mask().expand(batch_size, -1).clone())
+
+    def train_batch(self, batch_size: int, generator: torch.Generator) -> Batch:
+        return self.batch(batch_size, generator)
+
+    def eval_batch(self, batch_size: int, generator: torch.Generator) -> Batch:
+        return self.batch(batch_size, generator)
+
+
+class CharVocab:
+    """A character vocabulary: ``encode(str) → LongTensor``, ``decode(ids) → str`` (sorted characters)."""
+
+    def __init__(self, chars: Sequence[str]) -> None:
+        self.chars = sorted(set(chars))
+        self.index = {c: i for i, c in enumerate(self.chars)}
+
+    @classmethod
+    def from_text(cls, text: str) -> CharVocab:
+        return cls(list(set(text)))
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> Tensor:
+        unknown = set(text) - self.index.keys()
+        if unknown:
+            raise ValueError(f"characters not in the vocabulary: {sorted(unknown)[:10]!r}")
+        return torch.tensor([self.index[c] for c in text], dtype=torch.long)
+
+    def decode(self, ids: Tensor | Sequence[int]) -> str:
+        return "".join(self.chars[int(i)] for i in ids)
+
+
+def python_docs_text() -> str:
+    """Python's own documentation topics (``pydoc_data.topics``, ships with Python): about 0.8 MB, offline."""
+    from pydoc_data.topics import topics
+
+    return "\n\n".join(topics[key] for key in sorted(topics))
+
+
+class CharCorpus:
+    """Random windows of a token stream, split into train and validation (the last ``valid_fraction``).
+
+    ``data`` is a 1-D tensor of token ids; ``vocab`` a :class:`CharVocab` (None for byte corpora,
+    vocabulary 256). ``seq_len`` is the model's input length; each example is ``seq_len + 1`` tokens
+    (inputs and targets shifted by one), every position counts.
+    """
+
+    def __init__(self, data: Tensor, seq_len: int, *, vocab: CharVocab | None = None, valid_fraction: float = 0.1,
+                 valid: Tensor | None = None) -> None:
+        if seq_len < 1:
+            raise ValueError(f"seq_len must be positive, got {seq_len}")
+        self.vocab, self.seq_len = vocab, seq_len
+        if valid is None:
+            if not 0.0 < valid_fraction < 1.0:
+                raise ValueError(f"valid_fraction must lie in (0, 1), got {valid_fraction}")
+            cut = int(len(data) * (1 - valid_fraction))
+            data, valid = data[:cut], data[cut:]
+        self.train, self.valid = data.long(), valid.long()
+        for name, part in (("training", self.train), ("validation", self.valid)):
+            if len(part) <= seq_len + 1:
+                raise ValueError(f"the {name} text ({len(part)} tokens) is shorter than seq_len + 2 = {seq_len + 2}")
+
+    @classmethod
+    def python_docs(cls, seq_len: int = 256, valid_fraction: float = 0.1) -> CharCorpus:
+        """The offline character corpus: Python's documentation text with its character vocabulary."""
+        text = python_docs_text()
+        vocab = CharVocab.from_text(text)
+        return cls(vocab.encode(text), seq_len, vocab=vocab, valid_fraction=valid_fraction)
+
+    @property
+    def vocab_size(self) -> int:
+        return 256 if self.vocab is None else len(self.vocab)
+
+    def _windows(self, data: Tensor, batch_size: int, generator: torch.Generator) -> Batch:
+        starts = torch.randint(0, len(data) - self.seq_len - 1, (batch_size,), generator=generator)
+        rows = torch.stack([data[s : s + self.seq_len + 1] for s in starts.tolist()])
+        return Batch(rows[:, :-1], rows[:, 1:], torch.ones(batch_size, self.seq_len, dtype=torch.bool))
+
+    def train_batch(self, batch_size: int, generator: torch.Generator) -> Batch:
+        return self._windows(self.train, batch_size, generator)
+
+    def eval_batch(self, batch_size: int, generator: torch.Generator) -> Batch:
+        return self._windows(self.valid, batch_size, generator)
+
+
+def _read_bytes(path: str | Path) -> bytes:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"enwik8 file not found: {path} (download enwik8.zip from "
+                                "http://mattmahoney.net/dc/enwik8.zip and pass its path)")
+    if not path.is_file():
+        raise ValueError(f"enwik8 path is not a file: {path}")
+    try:
+        if path.suffix == ".zip" or zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+                return archive.read("enwik8" if "enwik8" in names else names[0])
+        return path.read_bytes()
+    except (OSError, zipfile.BadZipFile, IndexError) as error:
+        raise ValueError(f"cannot read enwik8 from {path}: {error}") from error
+
+
+def load_enwik8(path: str | Path) -> tuple[Tensor, Tensor, Tensor]:
+    """The enwik8 bytes from ``path`` (the raw file or ``enwik8.zip``) as ``(train, valid, test)`` uint8 tensors.
+
+    The full 10⁸-byte file is split as T2T did (90M/5M/5M minus the header, :data:`ENWIK8_SPLITS`);
+    a smaller file (a sample) is split in the same proportions. Missing, unreadable or empty files
+    raise at once with the path in the message.
+    """
+    raw = _read_bytes(path)
+    if len(raw) < 3:
+        raise ValueError(f"enwik8 file {path} is empty or too short ({len(raw)} bytes)")
+    data = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+    total = sum(ENWIK8_SPLITS)
+    if len(data) >= total:
+        n_train, n_valid, _ = ENWIK8_SPLITS
+    else:
+        n_train = int(len(data) * ENWIK8_SPLITS[0] / total)
+        n_valid = int(len(data) * ENWIK8_SPLITS[1] / total)
+    return data[:n_train], data[n_train : n_train + n_valid], data[n_train + n_valid :]
+
+
+def enwik8_corpus(path: str | Path, seq_len: int) -> CharCorpus:
+    """A byte-level :class:`CharCorpus` (vocabulary 256) over enwik8's training and validation splits."""
+    train, valid, _ = load_enwik8(path)
+    return CharCorpus(train, seq_len, valid=valid)

@@ -1,0 +1,327 @@
+"""The whole Reformer language model (paper §3–5), with every approximation behind a switch.
+
+``ReformerLM`` is token embedding + positional embedding → a stack of reversible blocks (paper eq. 9:
+Y₁ = X₁ + Attention(X₂), Y₂ = X₂ + FeedForward(Y₁), LayerNorm inside each block) → LayerNorm over the
+concatenated halves [Y₁; Y₂] → a linear layer to the vocabulary (``design.md``, Algorithm conventions;
+trax's ``ReformerLM``: ``Dup → ReversibleSerial → Concatenate → LayerNorm → Dense``). The stack's
+input is the embedding twice.
+
+Each switch of :class:`ReformerConfig` turns one of the paper's approximations on or off, so every
+experiment is one config away from its baseline:
+
+* ``attention``: ``"full"`` (shared-QK or not) or ``"lsh"`` (§2; always shared-QK, the hashing needs it);
+* ``n_hashes``: LSH rounds in training; ``model(x, n_hashes=8)`` evaluates with another count (Table 2);
+* ``reversible``: reversible backward pass (§3) or ordinary autograd over the same blocks and weights;
+* ``ff_chunks`` / ``loss_chunks``: the feed-forward and the output log-probabilities chunked along the
+  sequence (§3, eq. 10);
+* ``positional``: ``"learned"`` absolute embeddings (the paper's models) or ``"axial"`` (trax's later
+  enwik8 config and HF; **not in the paper**).
+
+The duplication task is a language-modelling task (§2.1), so the attention is causal by default.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from reformer_lab.attention import FullSelfAttention, LSHSelfAttention
+from reformer_lab.feedforward import FeedForward, chunked_cross_entropy
+from reformer_lab.reversible import AttentionBranch, ReversibleBlock, ReversibleSequence
+
+__all__ = ["ATTENTION_KINDS", "POSITIONAL_KINDS", "AxialPositionalEmbedding", "ReformerConfig", "ReformerLM"]
+
+ATTENTION_KINDS = ("full", "lsh")
+POSITIONAL_KINDS = ("learned", "axial")
+
+
+def _check_positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ReformerConfig:
+    """Everything that defines a :class:`ReformerLM`; checked when it is made (clear ``ValueError`` s).
+
+    Defaults are a small character model. The paper's duplication model is ``n_layers=1,
+    d_model=d_ff=256, n_heads=4`` (§2.1); its ablation models ``n_layers=3, d_model=1024, d_ff=4096,
+    n_heads=8`` (§5).
+
+    ``chunk_size`` is the LSH chunk length (n_buckets = 2·L/chunk_size, paper §2); every sequence
+    the model sees must be a multiple of it, so ``max_len`` must be too. ``ff_chunks`` and
+    ``loss_chunks`` must divide the sequence length of every batch. ``axial_shape`` (two ints whose
+    product is ``max_len``) and ``axial_dims`` (two ints summing to ``d_model``) configure the axial
+    embedding; defaults are chosen from ``max_len`` and ``d_model``.
+    """
+
+    vocab_size: int = 128
+    max_len: int = 256
+    d_model: int = 128
+    d_ff: int = 128
+    n_heads: int = 4
+    n_layers: int = 1
+    attention: str = "lsh"
+    shared_qk: bool = True
+    n_hashes: int = 1
+    chunk_size: int = 32
+    causal: bool = True
+    reversible: bool = True
+    ff_chunks: int = 1
+    loss_chunks: int = 1
+    dropout: float = 0.0
+    positional: str = "learned"
+    axial_shape: tuple[int, int] | None = None
+    axial_dims: tuple[int, int] | None = None
+    attend_across_buckets: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "max_len", "d_model", "d_ff", "n_heads", "n_layers", "n_hashes", "chunk_size",
+                     "ff_chunks", "loss_chunks"):
+            _check_positive(name, getattr(self, name))
+        if self.attention not in ATTENTION_KINDS:
+            raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {self.attention!r}")
+        if self.attention == "lsh" and not self.shared_qk:
+            raise ValueError("LSH attention needs shared_qk=True: queries and keys must hash into the same "
+                             "buckets (paper §2, 'Shared-QK Transformer')")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        if self.attention == "lsh" and self.max_len % self.chunk_size:
+            raise ValueError(f"max_len={self.max_len} must be a multiple of chunk_size={self.chunk_size} "
+                             "(LSH attention cuts the sorted sequence into chunks of that length)")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
+        if self.positional not in POSITIONAL_KINDS:
+            raise ValueError(f"positional must be one of {POSITIONAL_KINDS}, got {self.positional!r}")
+        if self.positional == "axial":
+            self._check_axial()
+
+    def _check_axial(self) -> None:
+        shape, dims = self.resolved_axial()
+        if len(shape) != 2 or shape[0] * shape[1] != self.max_len:
+            raise ValueError(f"axial_shape={shape} must be two ints whose product is max_len={self.max_len}")
+        if len(dims) != 2 or min(dims) < 1 or sum(dims) != self.d_model:
+            raise ValueError(f"axial_dims={dims} must be two positive ints summing to d_model={self.d_model}")
+
+    def resolved_axial(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """``(axial_shape, axial_dims)`` with defaults filled in (shape near √max_len, dims halves of d_model)."""
+        shape = self.axial_shape
+        if shape is None:
+            first = max(d for d in range(1, math.isqrt(self.max_len) + 1) if self.max_len % d == 0)
+            shape = (first, self.max_len // first)
+        dims = self.axial_dims or (self.d_model // 2, self.d_model - self.d_model // 2)
+        return tuple(shape), tuple(dims)  # type: ignore[return-value]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``ReformerConfig(**d)`` rebuilds it)."""
+        data = asdict(self)
+        for key in ("axial_shape", "axial_dims"):
+            data[key] = None if data[key] is None else list(data[key])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReformerConfig:
+        data = dict(data)
+        for key in ("axial_shape", "axial_dims"):
+            if data.get(key) is not None:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+
+class AxialPositionalEmbedding(nn.Module):
+    """Axial positional embedding (trax ``AxialPositionalEncoding``, HF): **not in the Reformer paper**.
+
+    Position p = (i, j) on a ``shape[0] × shape[1]`` grid (row-major) gets ``[E₁[i]; E₂[j]]``, the
+    concatenation of one embedding per axis (``dims`` wide each, summing to d_model), so the table holds
+    ``shape[0]·dims[0] + shape[1]·dims[1]`` numbers instead of ``max_len·d_model``. Shorter sequences use
+    the first positions.
+    """
+
+    def __init__(self, shape: tuple[int, int], dims: tuple[int, int]) -> None:
+        super().__init__()
+        self.shape, self.dims = tuple(shape), tuple(dims)
+        self.rows = nn.Parameter(torch.randn(shape[0], dims[0]) * 0.02)
+        self.cols = nn.Parameter(torch.randn(shape[1], dims[1]) * 0.02)
+
+    def forward(self, length: int) -> Tensor:
+        grid = torch.cat([self.rows[:, None, :].expand(-1, self.shape[1], -1),
+                          self.cols[None, :, :].expand(self.shape[0], -1, -1)], dim=-1)
+        return grid.reshape(-1, sum(self.dims))[:length]
+
+
+class _LearnedPositions(nn.Module):
+    def __init__(self, max_len: int, d_model: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(max_len, d_model) * 0.02)
+
+    def forward(self, length: int) -> Tensor:
+        return self.weight[:length]
+
+
+def _attention_module(config: ReformerConfig) -> nn.Module:
+    if config.attention == "lsh":
+        return LSHSelfAttention(config.d_model, config.n_heads, chunk_size=config.chunk_size,
+                                n_hashes=config.n_hashes, causal=config.causal,
+                                attend_across_buckets=config.attend_across_buckets)
+    return FullSelfAttention(config.d_model, config.n_heads, shared_qk=config.shared_qk, causal=config.causal)
+
+
+class ReformerLM(nn.Module):
+    """A Reformer language model (paper §3): embeddings → reversible blocks → LayerNorm([Y₁; Y₂]) → logits.
+
+    ``forward(tokens, n_hashes=None)`` → logits ``[B, L, vocab]``; with ``targets`` (and an optional
+    boolean ``mask`` of the positions that count) it returns the mean cross-entropy instead, which is
+    what :mod:`reformer_lab.train` calls (so DistributedDataParallel sees a forward call).
+    ``n_hashes`` overrides the LSH rounds for this call only (paper Table 2: train with k rounds,
+    evaluate with 8). Two configs that differ only in ``reversible`` have the same parameters and
+    give the same outputs.
+    """
+
+    def __init__(self, config: ReformerConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.token_embedding = nn.Embedding(config.vocab_size, config.d_model)
+        nn.init.normal_(self.token_embedding.weight, std=0.02)
+        if config.positional == "axial":
+            self.positions: nn.Module = AxialPositionalEmbedding(*config.resolved_axial())
+        else:
+            self.positions = _LearnedPositions(config.max_len, config.d_model)
+        self.embedding_dropout = nn.Dropout(config.dropout)
+        blocks = [ReversibleBlock(AttentionBranch(_attention_module(config), dropout=config.dropout),
+                                  FeedForward(config.d_model, config.d_ff, dropout=config.dropout))
+                  for _ in range(config.n_layers)]
+        self.stack = ReversibleSequence(blocks, config.ff_chunks, reversible=config.reversible)
+        self.norm = nn.LayerNorm(2 * config.d_model)
+        self.head = nn.Linear(2 * config.d_model, config.vocab_size)
+
+    def num_parameters(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def _check_tokens(self, tokens: Tensor) -> None:
+        if tokens.dim() != 2 or tokens.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+            raise ValueError(f"tokens must be an integer tensor [batch, length], got {tuple(tokens.shape)} "
+                             f"{tokens.dtype}")
+        length = tokens.shape[1]
+        if length > self.config.max_len:
+            raise ValueError(f"sequence length {length} exceeds max_len={self.config.max_len}")
+        if self.config.attention == "lsh" and length % self.config.chunk_size:
+            raise ValueError(f"sequence length {length} must be a multiple of chunk_size={self.config.chunk_size}")
+
+    def hidden(self, tokens: Tensor, n_hashes: int | None = None) -> Tensor:
+        """The normalised final hidden states ``[B, L, 2·d_model]`` (the input of the output layer)."""
+        self._check_tokens(tokens)
+        x = self.token_embedding(tokens.long()) + self.positions(tokens.shape[1])
+        x = self.embedding_dropout(x)
+        with self.hashes(n_hashes):
+            y1, y2 = self.stack(x, x)
+        return self.norm(torch.cat([y1, y2], dim=-1))
+
+    def forward(self, tokens: Tensor, n_hashes: int | None = None, *, targets: Tensor | None = None,
+                mask: Tensor | None = None) -> Tensor:
+        """Logits ``[B, L, vocab]`` for ``tokens [B, L]``; the mean loss instead when ``targets`` is given."""
+        h = self.hidden(tokens, n_hashes)
+        if targets is None:
+            return self.head(h)
+        return self._loss(h, targets, mask)
+
+    def loss(self, tokens: Tensor, targets: Tensor, mask: Tensor | None = None, n_hashes: int | None = None) -> Tensor:
+        """Mean next-token cross-entropy over the positions where ``mask`` is True (all when None).
+
+        With ``loss_chunks > 1`` the logits are computed a chunk of positions at a time and never
+        exist for the whole sequence (paper §3, :func:`~reformer_lab.feedforward.chunked_cross_entropy`).
+        """
+        return self(tokens, n_hashes, targets=targets, mask=mask)
+
+    def _loss(self, h: Tensor, targets: Tensor, mask: Tensor | None) -> Tensor:
+        if targets.shape != h.shape[:-1]:
+            raise ValueError(f"targets must have shape {tuple(h.shape[:-1])}, got {tuple(targets.shape)}")
+        targets = targets.long()
+        if mask is not None:
+            targets = targets.masked_fill(~mask.bool(), -100)
+        if self.config.loss_chunks > 1:
+            return chunked_cross_entropy(h, self.head.weight, self.head.bias, targets, self.config.loss_chunks)
+        return F.cross_entropy(self.head(h).flatten(0, 1), targets.flatten(), ignore_index=-100)
+
+    @contextmanager
+    def hashes(self, n_hashes: int | None) -> Iterator[None]:
+        """Within the block, every LSH attention uses ``n_hashes`` rounds (None: as configured).
+
+        ``ReversibleSequence`` has no per-call ``n_hashes`` argument, so the rounds are set on the
+        modules and restored afterwards (the weights do not depend on the number of rounds).
+        """
+        if n_hashes is None:
+            yield
+            return
+        _check_positive("n_hashes", n_hashes)
+        modules = [m for m in self.modules() if isinstance(m, LSHSelfAttention)]
+        saved = [m.n_hashes for m in modules]
+        try:
+            for m in modules:
+                m.n_hashes = n_hashes
+            yield
+        finally:
+            for m, n in zip(modules, saved, strict=True):
+                m.n_hashes = n
+
+    def with_attention(self, attention: str, n_hashes: int | None = None) -> ReformerLM:
+        """A copy of this model with other attention (``"full"`` or ``"lsh"``) and the same weights.
+
+        Shared-QK full and LSH attention have the same parameters, so a model trained with one is
+        evaluated with the other by moving the state dict (paper Table 2's rows and columns).
+        """
+        changes: dict[str, Any] = {"attention": attention}
+        if n_hashes is not None:
+            changes["n_hashes"] = n_hashes
+        with torch.random.fork_rng(devices=[]):  # the throw-away initialisation leaves the caller's RNG alone
+            other = ReformerLM(replace(self.config, **changes))
+        other.load_state_dict(self.state_dict())
+        return other.to(next(self.parameters()).device).train(self.training)
+
+    @torch.no_grad()
+    def generate(self, prompt: Tensor, n_tokens: int, *, temperature: float = 1.0, top_k: int | None = None,
+                 generator: torch.Generator | None = None, n_hashes: int | None = None) -> Tensor:
+        """Sample ``n_tokens`` after ``prompt [B, T]`` (temperature 0: greedy). Returns ``[B, T + n_tokens]``.
+
+        Each step re-runs the model on the whole sequence, right-padded to a multiple of ``chunk_size``
+        (causal attention never looks right, so padding does not change the logits except through
+        LSH's sort; it is a teaching helper, not a fast decoder).
+        """
+        if prompt.dim() == 1:
+            prompt = prompt[None]
+        if prompt.shape[1] + n_tokens > self.config.max_len:
+            raise ValueError(f"prompt ({prompt.shape[1]}) + n_tokens ({n_tokens}) exceeds "
+                             f"max_len={self.config.max_len}")
+        was_training = self.training
+        self.eval()
+        out = prompt.long()
+        try:
+            for _ in range(n_tokens):
+                logits = self(self._padded(out), n_hashes)[:, out.shape[1] - 1]
+                out = torch.cat([out, self._sample(logits, temperature, top_k, generator)[:, None]], dim=1)
+        finally:
+            self.train(was_training)
+        return out
+
+    def _padded(self, tokens: Tensor) -> Tensor:
+        size = self.config.chunk_size if self.config.attention == "lsh" else 1
+        pad = -tokens.shape[1] % size
+        return F.pad(tokens, (0, pad)) if pad else tokens
+
+    @staticmethod
+    def _sample(logits: Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None) -> Tensor:
+        if temperature <= 0:
+            return logits.argmax(-1)
+        logits = logits / temperature
+        if top_k is not None:
+            kth = logits.topk(top_k, dim=-1).values[..., -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        probs = torch.softmax(logits.float(), -1).cpu()
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1).to(logits.device)

@@ -1,0 +1,330 @@
+"""A small, reproducible training loop: seeded, periodic evaluation, checkpoints, exact resume, data-parallel.
+
+:func:`train` runs Adam (the paper used Adafactor, §5; for the small lesson models Adam with warm-up
+and cosine decay is the simple, well-understood choice) on a task that hands out
+:class:`~reformer_lab.data.Batch` es from a ``torch.Generator``.
+
+Reproducibility and resume. Everything random goes through state the checkpoint keeps: the model,
+the optimiser, the step, the data generator's state, and torch's global RNG state (dropout and LSH's
+random rotations draw from it). Evaluation runs under ``torch.random.fork_rng`` with its own fixed
+seed, so evaluating does not move the training stream. A run interrupted (Ctrl-C, a notebook's
+interrupt, or an exception from ``callback``) between steps saves the last finished step; the next
+call with the same checkpoint path continues from there and ends with the same metrics as a run that
+was never interrupted. SIGINT is deferred to the end of the running step, so no step is half-done.
+
+Data parallel. Under ``torchrun`` (``torch.distributed`` initialised) the model is wrapped in
+``DistributedDataParallel``; every process draws the same *global* batch and trains on its share, so
+with equal loss-mask counts per example (true for every task here) the run equals a single process
+with the same global batch (up to the order of floating-point sums). Only rank 0 writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from reformer_lab.data import Batch
+
+__all__ = ["TrainConfig", "TrainResult", "Task", "evaluate", "load_checkpoint", "progress_enabled", "train"]
+
+
+class Task(Protocol):
+    """What :func:`train` needs from a task (:class:`~reformer_lab.data.DuplicationTask`, ``CharCorpus``)."""
+
+    def train_batch(self, batch_size: int, generator: torch.Generator) -> Batch: ...
+
+    def eval_batch(self, batch_size: int, generator: torch.Generator) -> Batch: ...
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and bookkeeping. ``batch_size`` is the global batch (split across processes).
+
+    The learning rate warms up linearly over ``warmup`` steps, then follows a cosine down to
+    ``min_lr_ratio · lr`` at ``steps``. ``eval_every`` / ``checkpoint_every`` / ``log_every`` are in
+    steps (0 = only at the end).
+    """
+
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup: int = 100
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.0
+    grad_clip: float | None = 1.0
+    eval_every: int = 200
+    eval_batches: int = 4
+    eval_batch_size: int | None = None
+    eval_seed: int = 1234
+    checkpoint_every: int = 200
+    log_every: int = 10
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "eval_batches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("warmup", "eval_every", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate for the update that makes step ``step + 1``."""
+        if self.warmup and step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        progress = (step - self.warmup) / max(1, self.steps - self.warmup)
+        return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+@dataclass
+class TrainResult:
+    """``history``: one record per ``log_every`` steps (step, loss, lr, seconds); ``evals``: one per
+    evaluation (step, loss, accuracy); ``final``: the last evaluation; ``resumed_from``: the step a
+    checkpoint was loaded at (None for a fresh run); ``wall_time``: seconds in this call."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    evals: list[dict[str, float]] = field(default_factory=list)
+    final: dict[str, float] = field(default_factory=dict)
+    steps: int = 0
+    resumed_from: int | None = None
+    wall_time: float = 0.0
+
+
+def _distributed() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def progress_enabled(progress: bool | None) -> bool:
+    """``progress=None`` auto-detects: on for an interactive terminal or notebook, off under pytest/nbval,
+    when ``REFORMER_LAB_PROGRESS=0``, and on every rank but 0."""
+    if _distributed()[0] != 0:
+        return False
+    if progress is not None:
+        return progress
+    if os.environ.get("REFORMER_LAB_PROGRESS") in ("0", "1"):
+        return os.environ["REFORMER_LAB_PROGRESS"] == "1"
+    if "PYTEST_CURRENT_TEST" in os.environ or "NBVAL" in os.environ:
+        return False
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, task: Task, *, batches: int = 4, batch_size: int = 32, seed: int = 1234,
+             n_hashes: int | None = None, device: torch.device | str = "cpu") -> dict[str, float]:
+    """Masked loss and next-token accuracy over ``batches`` evaluation batches drawn with ``seed``.
+
+    Runs under ``torch.random.fork_rng`` seeded with ``seed``: the same batches and the same LSH
+    rotations every time, and the caller's RNG stream is left untouched.
+    """
+    was_training = model.training
+    model.eval()
+    total_loss, correct, count = 0.0, 0, 0
+    devices = [torch.device(device).index or 0] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        generator = torch.Generator().manual_seed(seed)
+        for _ in range(batches):
+            b = task.eval_batch(batch_size, generator).to(device)
+            logits = model(b.inputs, n_hashes)
+            mask = b.mask.bool()
+            total_loss += float(torch.nn.functional.cross_entropy(logits[mask], b.targets[mask], reduction="sum"))
+            correct += int((logits.argmax(-1)[mask] == b.targets[mask]).sum())
+            count += int(mask.sum())
+    model.train(was_training)
+    return {"loss": total_loss / max(count, 1), "accuracy": correct / max(count, 1)}
+
+
+class _DeferredInterrupt:
+    """Turns SIGINT into a flag checked between steps (main thread only; elsewhere a no-op)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    @contextmanager
+    def installed(self) -> Iterator[_DeferredInterrupt]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.getsignal(signal.SIGINT)
+
+        def handler(signum: int, frame: Any) -> None:
+            self.requested = True
+
+        signal.signal(signal.SIGINT, handler)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint dict at ``path`` (model, optimizer, step, rng, data_rng, history, evals, configs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+@dataclass
+class _Run:
+    model: nn.Module
+    step_model: nn.Module
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    device: torch.device
+    result: TrainResult
+    step: int = 0
+
+    def state(self, config: TrainConfig) -> dict[str, Any]:
+        model_config = getattr(self.model, "config", None)
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
+                "rng": _rng_state(self.device), "data_rng": self.generator.get_state(),
+                "history": self.result.history, "evals": self.result.evals, "train_config": asdict(config),
+                "model_config": model_config.to_dict() if hasattr(model_config, "to_dict") else None}
+
+    def restore(self, state: dict[str, Any], config: TrainConfig) -> None:
+        saved = state.get("train_config", {})
+        for key in ("seed", "batch_size", "steps", "lr"):
+            if key in saved and saved[key] != getattr(config, key):
+                raise ValueError(f"checkpoint was made with {key}={saved[key]!r}, this run has "
+                                 f"{getattr(config, key)!r}: use another checkpoint path or resume=False")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["data_rng"])
+        _set_rng_state(state["rng"], self.device)
+        self.step = self.result.resumed_from = int(state["step"])
+        self.result.history, self.result.evals = list(state["history"]), list(state["evals"])
+
+
+def _one_step(run: _Run, task: Task, config: TrainConfig) -> float:
+    rank, world = _distributed()
+    batch = task.train_batch(config.batch_size, run.generator).split(rank, world).to(run.device)
+    for group in run.optimizer.param_groups:
+        group["lr"] = config.lr_at(run.step)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss = run.step_model(batch.inputs, targets=batch.targets, mask=batch.mask)
+    loss.backward()
+    if config.grad_clip:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), config.grad_clip)
+    run.optimizer.step()
+    value = loss.detach()
+    if world > 1:
+        dist.all_reduce(value)
+        value /= world
+    return float(value)
+
+
+def _periodic(step: int, every: int, last: int) -> bool:
+    return step == last or (every > 0 and step % every == 0)
+
+
+def _bar(config: TrainConfig, start: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=config.steps, initial=start, disable=not enabled, desc="train", dynamic_ncols=True)
+
+
+def train(model: nn.Module, task: Task, config: TrainConfig, *, checkpoint: str | Path | None = None,
+          resume: bool = True, progress: bool | None = None, device: str | torch.device = "cpu",
+          callback: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
+    """Train ``model`` on ``task`` for ``config.steps`` steps; see the module docstring.
+
+    ``model(inputs, targets=..., mask=...)`` must return the mean loss (as
+    :class:`~reformer_lab.model.ReformerLM` does). ``checkpoint``: a file written every
+    ``checkpoint_every`` steps, at the end and on interruption; with ``resume=True`` an existing one
+    is loaded first. ``callback(step, record)`` runs after every finished step. The global RNG is
+    seeded with ``config.seed`` at the start (dropout and LSH hashing draw from it).
+    """
+    device = torch.device(device)
+    rank, world = _distributed()
+    model.to(device).train()
+    torch.manual_seed(config.seed)
+    step_model: nn.Module = model
+    if world > 1:
+        step_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                                         else None)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    run = _Run(model, step_model, optimizer, torch.Generator().manual_seed(config.seed), device, TrainResult())
+    path = None if checkpoint is None else Path(checkpoint)
+    if path is not None and resume and path.is_file():
+        run.restore(load_checkpoint(path, device), config)
+    started = time.perf_counter()
+    try:
+        _loop(run, task, config, path, progress_enabled(progress), callback)
+    finally:
+        run.result.wall_time = time.perf_counter() - started
+    return run.result
+
+
+def _loop(run: _Run, task: Task, config: TrainConfig, path: Path | None, show: bool,
+          callback: Callable[[int, dict[str, float]], None] | None) -> None:
+    rank, _ = _distributed()
+    save = path is not None and rank == 0
+    started, at_boundary = time.perf_counter(), True
+    eval_size = config.eval_batch_size or config.batch_size
+    with _bar(config, run.step, show) as bar, _DeferredInterrupt().installed() as interrupt:
+        try:
+            while run.step < config.steps:
+                at_boundary = False
+                loss = _one_step(run, task, config)
+                run.step += 1
+                at_boundary = True
+                record = {"step": run.step, "loss": loss, "lr": config.lr_at(run.step - 1),
+                          "seconds": time.perf_counter() - started}
+                if _periodic(run.step, config.log_every, config.steps):
+                    run.result.history.append(record)
+                if _periodic(run.step, config.eval_every, config.steps):
+                    metrics = evaluate(run.model, task, batches=config.eval_batches, batch_size=eval_size,
+                                       seed=config.eval_seed, device=run.device)
+                    run.result.evals.append({"step": run.step, **metrics})
+                    bar.set_postfix(loss=f"{loss:.3f}", acc=f"{metrics['accuracy']:.3f}")
+                if save and _periodic(run.step, config.checkpoint_every, config.steps):
+                    _save(path, run.state(config))  # type: ignore[arg-type]
+                bar.update(1)
+                if callback is not None:
+                    callback(run.step, record)
+                if interrupt.requested:
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            if save and at_boundary:
+                _save(path, run.state(config))  # type: ignore[arg-type]
+            raise
+    run.result.steps = run.step
+    run.result.final = dict(run.result.evals[-1]) if run.result.evals else {}

@@ -1,0 +1,103 @@
+"""Data: the duplication task (paper §2.1), the offline character corpus, the enwik8 loader."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from reformer_lab.data import CharCorpus, CharVocab, DuplicationTask, enwik8_corpus, load_enwik8, python_docs_text
+
+
+def test_duplication_format_is_0w0w() -> None:
+    task = DuplicationTask(w_len=7, n_symbols=5)
+    b = task.batch(16, generator=0)
+    assert b.inputs.shape == b.targets.shape == b.mask.shape == (16, 16)
+    seq = b.inputs
+    assert (seq[:, 0] == 0).all() and (seq[:, 8] == 0).all()
+    assert torch.equal(seq[:, 1:8], seq[:, 9:])
+    assert seq[:, 1:8].min() >= 1 and seq[:, 1:8].max() <= 5
+    assert torch.equal(b.targets[:, :-1], seq[:, 1:])  # next-token targets
+
+
+def test_mask_covers_exactly_the_second_copy_of_w() -> None:
+    task = DuplicationTask(w_len=7, n_symbols=5)
+    b = task.batch(4, generator=1)
+    assert b.mask.sum(1).tolist() == [7] * 4
+    assert b.mask[:, 8:15].all() and not b.mask[:, :8].any() and not b.mask[:, 15].any()
+    assert torch.equal(b.targets[b.mask].view(4, 7), b.inputs[:, 1:8])  # the targets are the first copy
+
+
+def test_duplication_is_deterministic_from_its_seed() -> None:
+    task = DuplicationTask(w_len=31, n_symbols=127)
+    assert torch.equal(task.batch(4, 0).inputs, task.batch(4, 0).inputs)
+    assert not torch.equal(task.batch(4, 0).inputs, task.batch(4, 1).inputs)
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    assert torch.equal(task.train_batch(2, g1).inputs, task.train_batch(2, g2).inputs)
+
+
+def test_paper_size_and_vocab() -> None:
+    task = DuplicationTask()
+    assert (task.w_len, task.n_symbols, task.length, task.vocab_size) == (511, 127, 1024, 128)
+    with pytest.raises(ValueError, match="w_len"):
+        DuplicationTask(w_len=0)
+
+
+def test_batch_split_for_data_parallel() -> None:
+    b = DuplicationTask(w_len=3, n_symbols=9).batch(4, 0)
+    parts = [b.split(r, 2) for r in range(2)]
+    assert torch.equal(torch.cat([p.inputs for p in parts]), b.inputs)
+    with pytest.raises(ValueError, match="divisible"):
+        b.split(0, 3)
+
+
+def test_char_vocab() -> None:
+    vocab = CharVocab.from_text("hello world")
+    assert len(vocab) == 8 and vocab.decode(vocab.encode("low")) == "low"
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        vocab.encode("xyz")
+
+
+def test_python_docs_corpus_loads_offline() -> None:
+    assert len(python_docs_text()) > 100_000
+    corpus = CharCorpus.python_docs(seq_len=64)
+    assert 50 < corpus.vocab_size < 200
+    b = corpus.train_batch(3, torch.Generator().manual_seed(0))
+    assert b.inputs.shape == (3, 64) and b.mask.all()
+    assert torch.equal(b.inputs[:, 1:], b.targets[:, :-1])
+    assert corpus.eval_batch(2, torch.Generator().manual_seed(0)).inputs.max() < corpus.vocab_size
+
+
+def _sample(tmp_path: Path) -> bytes:
+    data = bytes(range(256)) * 40  # 10,240 bytes standing in for enwik8
+    (tmp_path / "enwik8").write_bytes(data)
+    with zipfile.ZipFile(tmp_path / "enwik8.zip", "w") as archive:
+        archive.writestr("enwik8", data)
+    return data
+
+
+@pytest.mark.parametrize("name", ["enwik8", "enwik8.zip"])
+def test_enwik8_loader_on_a_small_sample(tmp_path: Path, name: str) -> None:
+    data = _sample(tmp_path)
+    train, valid, test = load_enwik8(tmp_path / name)
+    assert len(train) + len(valid) + len(test) == len(data)
+    assert abs(len(train) / len(data) - 89_621_832 / 99_621_832) < 1e-3  # T2T's proportions
+    assert bytes(train[:256].tolist()) == data[:256]
+    corpus = enwik8_corpus(tmp_path / name, seq_len=32)
+    assert corpus.vocab_size == 256
+    assert corpus.train_batch(2, torch.Generator().manual_seed(0)).inputs.shape == (2, 32)
+
+
+def test_missing_or_unreadable_files_fail_clearly(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="enwik8 file not found"):
+        load_enwik8(tmp_path / "nope")
+    with pytest.raises(ValueError, match="not a file"):
+        load_enwik8(tmp_path)
+    (tmp_path / "empty").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty"):
+        load_enwik8(tmp_path / "empty")
+    (tmp_path / "bad.zip").write_bytes(b"PK\x03\x04 broken")
+    with pytest.raises(ValueError, match="cannot read"):
+        load_enwik8(tmp_path / "bad.zip")

@@ -1,0 +1,154 @@
+"""ReformerLM and ReformerConfig (paper §3): shapes, validation, reversible ≡ ordinary, n_hashes at evaluation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from reformer_lab.model import ReformerConfig, ReformerLM
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for the cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+SMALL = dict(vocab_size=20, max_len=32, d_model=16, d_ff=32, n_heads=2, n_layers=2, chunk_size=8)
+
+
+def tokens(batch: int = 2, length: int = 32, vocab: int = 20, seed: int = 0) -> torch.Tensor:
+    return torch.randint(0, vocab, (batch, length), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("attention", ["full", "lsh"])
+def test_shapes(attention: str) -> None:
+    torch.manual_seed(0)
+    model = ReformerLM(ReformerConfig(**SMALL, attention=attention))
+    x = tokens()
+    assert model(x).shape == (2, 32, 20)
+    assert model(x[:, :16]).shape == (2, 16, 20)
+    assert model.hidden(x).shape == (2, 32, 32)  # LayerNorm over the concatenated halves: 2·d_model
+    assert model.loss(x, x).shape == ()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (dict(attention="lsh", shared_qk=False), "shared_qk"),
+        (dict(attention="lsh", max_len=36), "multiple of chunk_size"),
+        (dict(attention="sparse"), "attention must be one of"),
+        (dict(d_model=18, n_heads=4), "divisible by n_heads"),
+        (dict(n_layers=0), "n_layers"),
+        (dict(dropout=1.0), "dropout"),
+        (dict(positional="sinusoidal"), "positional"),
+        (dict(positional="axial", axial_shape=(4, 4)), "product is max_len"),
+        (dict(positional="axial", axial_dims=(4, 4)), "summing to d_model"),
+    ],
+)
+def test_config_validation(changes: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ReformerConfig(**{**SMALL, **changes})
+
+
+def test_full_attention_may_have_separate_qk_and_any_length() -> None:
+    model = ReformerLM(ReformerConfig(**{**SMALL, "max_len": 30}, attention="full", shared_qk=False))
+    assert model(tokens(length=30)).shape == (2, 30, 20)
+
+
+def test_bad_inputs() -> None:
+    model = ReformerLM(ReformerConfig(**SMALL, attention="lsh"))
+    with pytest.raises(ValueError, match="multiple of chunk_size"):
+        model(tokens(length=12))
+    with pytest.raises(ValueError, match="exceeds max_len"):
+        model(tokens(length=40))
+    with pytest.raises(ValueError, match="integer tensor"):
+        model(torch.zeros(2, 32))
+
+
+@pytest.mark.parametrize("attention", ["full", "lsh"])
+def test_reversible_and_ordinary_share_state_dict_loss_and_gradients(attention: str) -> None:
+    """Paper §3: the reversible model is the same function; float64, tolerance 1e-10."""
+    config = ReformerConfig(**SMALL, attention=attention, n_hashes=2, dropout=0.1)
+    torch.manual_seed(0)
+    rev = ReformerLM(config).double()
+    ordinary = ReformerLM(ReformerConfig(**{**SMALL, "reversible": False}, attention=attention, n_hashes=2,
+                                         dropout=0.1)).double()
+    ordinary.load_state_dict(rev.state_dict())  # same parameter names: loads strictly
+    x = tokens()
+    losses, grads = [], []
+    for model in (rev, ordinary):
+        torch.manual_seed(1)  # same hashes and dropout masks
+        loss = model.loss(x, x.roll(-1, 1))
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append({n: p.grad for n, p in model.named_parameters()})
+    torch.testing.assert_close(losses[0], losses[1], rtol=0, atol=1e-10)
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], rtol=0, atol=1e-10, msg=name)
+
+
+def test_n_hashes_override_changes_lsh_logits_and_is_restored() -> None:
+    torch.manual_seed(0)
+    model = ReformerLM(ReformerConfig(**SMALL, attention="lsh", n_hashes=1)).eval()
+    x = tokens()
+    torch.manual_seed(3)
+    one = model(x)
+    torch.manual_seed(3)
+    eight = model(x, n_hashes=8)
+    assert not torch.allclose(one, eight)
+    assert all(m.attention.n_hashes == 1 for m in (b.f for b in model.stack.blocks))
+    torch.manual_seed(3)
+    torch.testing.assert_close(model(x), one)
+
+
+def test_with_attention_moves_weights_between_full_and_lsh() -> None:
+    torch.manual_seed(0)
+    full = ReformerLM(ReformerConfig(**SMALL, attention="full"))
+    lsh = full.with_attention("lsh", n_hashes=4)
+    assert lsh.config.attention == "lsh" and lsh.config.n_hashes == 4
+    for (n1, p1), (n2, p2) in zip(full.state_dict().items(), lsh.state_dict().items(), strict=True):
+        assert n1 == n2 and torch.equal(p1, p2)
+
+
+def test_chunked_loss_equals_plain_loss_and_mask_selects_positions() -> None:
+    torch.manual_seed(0)
+    model = ReformerLM(ReformerConfig(**SMALL, attention="full"))
+    chunked = ReformerLM(ReformerConfig(**{**SMALL, "loss_chunks": 4, "ff_chunks": 4}, attention="full"))
+    chunked.load_state_dict(model.state_dict())
+    x, y = tokens(), tokens(seed=1)
+    mask = torch.zeros_like(x, dtype=torch.bool)
+    mask[:, 16:] = True
+    expected = F.cross_entropy(model(x)[mask], y[mask])
+    torch.testing.assert_close(model.loss(x, y, mask), expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(chunked.loss(x, y, mask), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_axial_positions_have_fewer_parameters() -> None:
+    learned = ReformerLM(ReformerConfig(**SMALL, attention="lsh"))
+    axial = ReformerLM(ReformerConfig(**SMALL, attention="lsh", positional="axial"))
+    assert axial.config.resolved_axial() == ((4, 8), (8, 8))
+    assert axial(tokens()).shape == (2, 32, 20)
+    assert axial.num_parameters() == learned.num_parameters() - 32 * 16 + (4 * 8 + 8 * 8)
+
+
+def test_generate() -> None:
+    torch.manual_seed(0)
+    model = ReformerLM(ReformerConfig(**SMALL, attention="full"))
+    prompt = tokens(1, 5)
+    greedy = model.generate(prompt, 6, temperature=0)
+    assert greedy.shape == (1, 11) and torch.equal(greedy[:, :5], prompt)
+    assert torch.equal(model.generate(prompt, 6, temperature=0), greedy)
+    sampled = model.generate(prompt, 6, generator=torch.Generator().manual_seed(0), top_k=3)
+    assert sampled.shape == (1, 11) and model.training
+    with pytest.raises(ValueError, match="max_len"):
+        model.generate(prompt, 40)
+
+
+def test_config_round_trips_through_dict() -> None:
+    config = ReformerConfig(**SMALL, positional="axial", axial_shape=(4, 8))
+    assert ReformerConfig.from_dict(config.to_dict()) == config
