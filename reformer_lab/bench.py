@@ -4,7 +4,8 @@
 sequence length with the number of tokens per step held fixed (paper §5, Figure 5 right), and
 measures each configuration's peak memory. Every configuration runs in its own fresh process
 (:func:`reformer_lab.memory.peak_rss_bytes`), so one measurement's memory cannot leak into the next;
-timings are the median of ``--repeats`` steps after one warm-up step.
+attention timings are the fastest of ``--repeats`` steps after one warm-up step (on a shared machine
+the fastest step is the least disturbed one).
 
 On a CPU the memory figure is the growth of the process's peak resident set during the steps; on
 CUDA (``--device cuda``) it is the peak allocated by PyTorch.
@@ -121,7 +122,7 @@ def _peer_step(s: AttentionSetting) -> Callable[[], torch.Tensor]:
 
 
 def time_step(s: AttentionSetting) -> float:
-    """Median seconds of one forward+backward step of ``s`` (run in the measuring child process)."""
+    """Fastest seconds of one forward+backward step of ``s`` over its repeats (run in the measuring child)."""
     if s.variant not in ATTENTION_VARIANTS + PEER_VARIANTS:
         raise ValueError(f"unknown attention variant {s.variant!r}; choose from {ATTENTION_VARIANTS + PEER_VARIANTS}")
     step = _peer_step(s) if s.variant in PEER_VARIANTS else _functional_step(s)
@@ -134,7 +135,7 @@ def time_step(s: AttentionSetting) -> float:
         return time.perf_counter() - start
 
     once()  # warm-up: allocator, thread pools, first-call dispatch
-    return statistics.median(once() for _ in range(s.repeats))
+    return min(once() for _ in range(s.repeats))
 
 
 def _time_on_cuda(s: AttentionSetting) -> tuple[float, int]:
@@ -508,15 +509,50 @@ def _parser() -> argparse.ArgumentParser:
     mem.add_argument("--in-process", action="store_true",
                      help="measure in this process instead of a fresh one per setting (quick runs, tests)")
     mem.add_argument("--json", type=Path, help="also write the measurements and provenance to this JSON file")
+    mod = sub.add_parser("model", help="seconds and peak memory per training step of the whole ReformerLM")
+    mod.add_argument("--experiment", choices=("duplication", "charlm"), default="duplication")
+    mod.add_argument("--settings", nargs="+", default=["full", "lsh-1", "lsh-2", "lsh-4"])
+    mod.add_argument("--scale", default="lesson", help="model size of `python -m reformer_lab.experiments`")
+    mod.add_argument("--batch", type=int, default=8)
+    mod.add_argument("--repeats", type=int, default=3)
+    mod.add_argument("--device", default="cpu")
+    mod.add_argument("--json", type=Path, help="also write the measurements and provenance to this JSON file")
     return parser
+
+
+def _main_model(args: argparse.Namespace) -> int:
+    """Whole-model training steps (forward, backward, Adam), one fresh process per setting on CPU."""
+    from reformer_lab.experiments import measure_model_step, spec_for
+
+    try:
+        specs = {s: spec_for(args.experiment, s, args.scale) for s in args.settings}
+    except ValueError as error:
+        raise SystemExit(str(error)) from error
+    print(f"{args.experiment} model at --scale {args.scale}, batch {args.batch}, {args.device}")
+    rows, first = [], None
+    for setting, spec in _progress(list(specs.items())):
+        m = measure_model_step(spec.model, args.batch, args.repeats, args.device)
+        peak = m.get("peak_rss_bytes", m.get("peak_cuda_bytes"))
+        first = first or m
+        rows.append({"setting": setting, **m})
+        ratio = f"{m['seconds'] / first['seconds']:.2f}×"
+        print(f"{setting:>8s} {m['seconds']:8.3f} s/step  peak {format_bytes(peak) if peak else '–':>10s}  "
+              f"time ÷ {args.settings[0]} {ratio}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"provenance": _provenance(args.device), "results": rows}, indent=1))
+        print(f"wrote {args.json}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "memory":
         return _main_memory(args)
+    if args.command == "model":
+        return _main_model(args)
     print(f"attention forward+backward, causal, d_model {args.d_model}, {args.heads} heads, chunk {args.chunk}, "
-          f"{args.tokens} tokens per step, median of {args.repeats} on {args.device}")
+          f"{args.tokens} tokens per step, fastest of {args.repeats} steps on {args.device}")
     results = run(_settings(args, args.variants), args.full_cap)
     print(format_table(results, reference="lsh-2"))
     for claim, met, evidence in attention_targets(results):

@@ -59,3 +59,15 @@ def test_measure_runs_in_a_fresh_process_and_reports_time_and_memory() -> None:
     m = bench.measure(AttentionSetting("full", 512, 1, d_model=64, n_heads=1, repeats=1))
     assert m.seconds and m.seconds > 0
     assert m.peak_bytes and m.peak_bytes > 512 * 512 * 4  # at least the L×L weights were resident
+
+
+@pytest.mark.slow
+def test_model_benchmark_prints_a_row_per_setting(capsys) -> None:
+    assert bench.main(["model", "--scale", "tiny", "--settings", "full", "lsh-2", "--batch", "1", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "full" in out and "lsh-2" in out and "time ÷ full" in out
+
+
+def test_model_benchmark_rejects_unknown_settings() -> None:
+    with pytest.raises(SystemExit, match="unknown setting"):
+        bench.main(["model", "--settings", "lsh-3x"])
