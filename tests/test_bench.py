@@ -63,7 +63,8 @@ def test_measure_runs_in_a_fresh_process_and_reports_time_and_memory() -> None:
 
 @pytest.mark.slow
 def test_model_benchmark_prints_a_row_per_setting(capsys) -> None:
-    assert bench.main(["model", "--scale", "tiny", "--settings", "full", "lsh-2", "--batch", "1", "--repeats", "1"]) == 0
+    argv = ["model", "--scale", "tiny", "--settings", "full", "lsh-2", "--batch", "1", "--repeats", "1"]
+    assert bench.main(argv) == 0
     out = capsys.readouterr().out
     assert "full" in out and "lsh-2" in out and "time ÷ full" in out
 
