@@ -835,3 +835,112 @@ def check_dropped_fraction(fn: Callable[[Any, int], float]) -> CheckResult:
         ),
     ]
     return _grade("Exercise 3 (dropped_fraction)", fn, cases, mistakes, rel=1e-6)
+
+
+# Lesson 04, reversible layers ----------------------------------------------------------------------
+
+__all__ += ["check_invert_block", "check_reversible_saved_bytes"]
+
+
+def _l04_branches(seed: int) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """Two different, non-invertible branch functions F and G of width 6 (RevNet: F, G need not be invertible)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    wf, wg = torch.randn(6, 6, generator=g, dtype=torch.float64), torch.randn(6, 6, generator=g, dtype=torch.float64)
+    return (lambda x: torch.tanh(x @ wf)), (lambda x: torch.relu(x @ wg) - 0.5)
+
+
+def _l04_invert(f: Callable, g: Callable, y1: Any, y2: Any) -> tuple[Any, Any]:
+    x2 = y2 - g(y1)
+    return y1 - f(x2), x2
+
+
+def _l04_invert_cases() -> list[tuple[tuple, tuple[Any, Any]]]:
+    import torch
+
+    cases = []
+    for seed, shape in ((0, (4, 6)), (1, (2, 5, 6)), (2, (1, 6))):
+        f, g = _l04_branches(seed)
+        data = torch.Generator().manual_seed(100 + seed)
+        x1, x2 = (torch.randn(shape, generator=data, dtype=torch.float64) for _ in range(2))
+        y1 = x1 + f(x2)
+        y2 = x2 + g(y1)
+        cases.append(((f, g, y1, y2), (x1, x2)))
+    return cases
+
+
+def _l04_pair_close(got: Any, want: tuple[Any, Any], atol: float = 1e-10) -> bool:
+    import torch
+
+    try:
+        a, b = got
+        a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        return False
+    return all(t.shape == w.shape and bool(((t - w).abs() <= atol).all()) for t, w in zip((a, b), want, strict=True))
+
+
+def check_invert_block(fn: Callable[[Any, Any, Any, Any], Any]) -> CheckResult:
+    """Lesson 04, exercise 1: ``fn(f, g, y1, y2)`` → ``(x1, x2)``, a block's inputs from its outputs (paper eq. 8).
+
+    The block computed y1 = x1 + f(x2), y2 = x2 + g(y1) (eq. 7); answers must match to 1e-10 (float64).
+    """
+    exercise = "Exercise 1 (invert_block)"
+    if not callable(fn):
+        raise TypeError(f"{exercise}: pass your function itself (no parentheses), got {type(fn).__name__}")
+    mistakes = [
+        (lambda f, g, y1, y2: (_l04_invert(f, g, y1, y2)[1], _l04_invert(f, g, y1, y2)[0]),
+         "return (x1, x2) in that order."),
+        (lambda f, g, y1, y2: (y1 - f(y2), y2 - g(y1)),
+         "F was applied to x2, not y2: recover x2 = y2 − g(y1) first, then x1 = y1 − f(x2)."),
+        (lambda f, g, y1, y2: (y1 - g(y2 - f(y1)), y2 - f(y1)),
+         "y2 had g (the feed-forward) added, y1 had f: undo g on y2 first, then f on y1."),
+        (lambda f, g, y1, y2: (y1 + f(y2 + g(y1)), y2 + g(y1)),
+         "the forward pass added f and g; the inverse subtracts them."),
+    ]
+    for args, want in _l04_invert_cases():
+        shown = f"y1 of shape {list(args[2].shape)}"
+        try:
+            got = fn(*args)
+        except NotImplementedError:
+            return CheckResult(exercise, False, "not attempted yet: replace `raise NotImplementedError`.", False)
+        except Exception as error:  # the reader's code may raise anything; report it, don't crash the lesson
+            return CheckResult(exercise, False, f"with {shown} it raised {type(error).__name__}: {error}")
+        if _l04_pair_close(got, want):
+            continue
+        for wrong, hint in mistakes:
+            if _l04_pair_close(got, wrong(*args)):
+                return CheckResult(exercise, False, f"with {shown} your (x1, x2) is off. Hint: {hint}")
+        return CheckResult(exercise, False, f"with {shown} your (x1, x2) does not reproduce the block's inputs "
+                                            "(return two tensors; tolerance 1e-10).")
+    return CheckResult(exercise, True, f"all {len(_l04_invert_cases())} cases pass.")
+
+
+def _l04_saved(n: int, b: int, l_: int, d: int, h: int, r: int, *, outputs: int = 2, layers_out: bool = False,
+               seed_bytes: int = 16, bucket_bytes: int = 1) -> float:
+    stored_outputs = outputs * b * l_ * d * 4 * (n if layers_out else 1)
+    return float(stored_outputs + seed_bytes * n + bucket_bytes * n * b * h * r * l_)
+
+
+def check_reversible_saved_bytes(fn: Callable[..., float]) -> CheckResult:
+    """Lesson 04, exercise 2: ``fn(n_layers, batch, length, d_model, n_heads, n_hashes)`` → the bytes a reversible
+    LSH stack keeps for the backward pass (float32, at most 256 buckets): the last block's two outputs, two int64
+    seeds per block, and every block's buckets as uint8: 2·b·l·d_model·4 + 16·n_l + n_l·b·n_h·n_r·l."""
+    sizes = [(1, 1, 64, 32, 2, 2), (12, 1, 4096, 256, 4, 2), (4, 2, 128, 64, 2, 1), (24, 8, 1024, 512, 8, 4)]
+    cases = [(args, _l04_saved(*args)) for args in sizes]
+    mistakes = [
+        _Mistake(lambda *a: _l04_saved(*a, layers_out=True),
+                 "a reversible stack keeps only the *last* block's outputs; earlier ones are recomputed (eq. 8)."),
+        _Mistake(lambda *a: _l04_saved(*a, outputs=1),
+                 "both halves are kept: Y₁ and Y₂, each b·l·d_model floats."),
+        _Mistake(lambda *a: _l04_saved(*a, bucket_bytes=0),
+                 "the backward pass must reuse every layer's LSH buckets: n_l·b·n_h·n_r·l of them, one byte each."),
+        _Mistake(lambda *a: _l04_saved(*a, seed_bytes=0),
+                 "each block keeps its two dropout seeds (F and G), int64: 16 bytes per block."),
+        _Mistake(lambda *a: _l04_saved(*a, bucket_bytes=8),
+                 "the buckets are stored compactly as uint8 (at most 256 buckets), not int64."),
+        _Mistake(lambda *a: _l04_saved(*a, seed_bytes=8),
+                 "two seeds per block, one for F and one for G: 2 × 8 bytes."),
+    ]
+    return _grade("Exercise 2 (reversible_saved_bytes)", fn, cases, mistakes)

@@ -18,6 +18,7 @@ from reformer_lab.plots import detached_axes, figure_png, plot_memory_breakdown
 from reformer_lab.plots_attention import rounds_explorer
 from reformer_lab.plots_chunking import chunking_explorer
 from reformer_lab.plots_hashing import bucket_explorer
+from reformer_lab.plots_reversible import memory_curves
 
 __all__ = [
     "bucket_explorer",
@@ -25,6 +26,7 @@ __all__ = [
     "calculator_rows",
     "chunking_explorer",
     "memory_calculator",
+    "memory_curves",
     "rounds_explorer",
 ]
 
