@@ -837,6 +837,128 @@ def check_dropped_fraction(fn: Callable[[Any, int], float]) -> CheckResult:
     return _grade("Exercise 3 (dropped_fraction)", fn, cases, mistakes, rel=1e-6)
 
 
+# Lesson 05, chunked feed-forward and Table 3 --------------------------------------------------------
+
+__all__ += ["check_chunked_ff", "check_ff_chunk_bytes", "check_reformer_memory"]
+
+
+class _l05_Recorder:
+    """A position-wise function (y = tanh(x·w) per position) that records how many positions each call saw."""
+
+    def __init__(self, width: int, seed: int) -> None:
+        import torch
+
+        self.w = torch.randn(width, 2 * width, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        self.seen: list[int] = []
+
+    def __call__(self, x: Any) -> Any:
+        self.seen.append(int(x.shape[-2]))
+        return (x @ self.w).tanh()
+
+
+def _l05_ff_cases() -> list[tuple[int, int, int, int]]:
+    """(batch, length, width, n_chunks) for the chunked feed-forward check."""
+    return [(1, 8, 3, 2), (2, 12, 4, 3), (2, 12, 4, 12), (1, 10, 2, 1), (3, 16, 5, 4)]
+
+
+def check_chunked_ff(fn: Callable[[Callable[[Any], Any], Any, int], Any]) -> CheckResult:
+    """Lesson 05, exercise 1: ``fn(ff, x, n_chunks)`` applies a position-wise ``ff`` to ``x`` of shape
+    ``[batch, L, d]`` in ``n_chunks`` slices along the sequence (paper eq. 10) and concatenates them.
+
+    Checked: the output equals ``ff(x)`` (float64, atol 1e-12), and ``ff`` never saw more than
+    L/n_chunks positions at once (so the d_ff-wide activation is never whole).
+    """
+    import torch
+
+    exercise = "Exercise 1 (chunked_ff)"
+    if not callable(fn):
+        raise TypeError(f"{exercise}: pass your function itself (no parentheses), got {type(fn).__name__}")
+    for batch, length, width, n_chunks in _l05_ff_cases():
+        x = torch.randn(batch, length, width, generator=torch.Generator().manual_seed(length), dtype=torch.float64)
+        ff = _l05_Recorder(width, seed=width)
+        want = (x @ ff.w).tanh()
+        shown = f"(x of shape {list(x.shape)}, n_chunks={n_chunks})"
+        try:
+            got = fn(ff, x.clone(), n_chunks)
+        except NotImplementedError:
+            return CheckResult(exercise, False, "not attempted yet: replace `raise NotImplementedError`.", False)
+        except Exception as error:  # the reader's code may raise anything; report it, don't crash the lesson
+            return CheckResult(exercise, False, f"calling it with {shown} raised {type(error).__name__}: {error}")
+        message = _l05_ff_problem(got, want, ff.seen, length, n_chunks)
+        if message:
+            return CheckResult(exercise, False, f"for {shown}: {message}")
+    return CheckResult(exercise, True, f"all {len(_l05_ff_cases())} cases pass.")
+
+
+def _l05_ff_problem(got: Any, want: Any, seen: list[int], length: int, n_chunks: int) -> str | None:
+    """What is wrong with a chunked feed-forward's answer, in words, or None."""
+    import torch
+
+    if not isinstance(got, torch.Tensor):
+        return f"return a tensor, you returned {type(got).__name__}."
+    if got.shape != want.shape:
+        hint = " Hint: concatenate the chunks along the sequence (dim -2)." if got.shape[-2:] != want.shape[-2:] else ""
+        return f"expected shape {list(want.shape)}, you returned {list(got.shape)}.{hint}"
+    if not seen:
+        return "your function never called ff."
+    size = length // n_chunks
+    if max(seen) > size:
+        return (f"ff saw {max(seen)} positions in one call; eq. 10 runs it on L/n_chunks = {size} at a time. "
+                "Hint: split x along the sequence (dim -2), not the batch or the features.")
+    if sum(seen) != length:
+        return f"ff saw {sum(seen)} positions in all, the sequence has {length}: every position exactly once."
+    if not torch.allclose(got.to(want.dtype), want, rtol=0.0, atol=1e-12):
+        return ("the values differ from ff(x) (atol 1e-12). Hint: keep the chunks in order when you "
+                "concatenate them (torch.cat along dim -2).")
+    return None
+
+
+def _l05_ff_bytes(batch: int, length: int, d_ff: int, n_chunks: int) -> float:
+    return 4.0 * batch * (length // n_chunks) * d_ff
+
+
+def check_ff_chunk_bytes(fn: Callable[[int, int, int, int], float]) -> CheckResult:
+    """Lesson 05, exercise 2: ``fn(batch, length, d_ff, n_chunks)`` → bytes (float32) of the d_ff-wide
+    feed-forward activation alive at once when the feed-forward runs ``n_chunks`` chunks (eq. 10)."""
+    cases = [((1, 256, 1024, 1), 1048576.0), ((1, 256, 1024, 8), 131072.0), ((8, 4096, 4096, 64), 8388608.0),
+             ((2, 65536, 4096, 16), 134217728.0)]
+    mistakes = [
+        _Mistake(lambda b, n, f, c: 4.0 * b * n * f, "with n_chunks chunks only L/n_chunks positions are alive."),
+        _Mistake(lambda b, n, f, c: 1.0 * b * (n // c) * f, "that is a count of floats; each takes 4 bytes."),
+        _Mistake(lambda b, n, f, c: 4.0 * (n // c) * f, "each sequence of the batch has its own activations: × batch."),
+        _Mistake(lambda b, n, f, c: 4.0 * b * (n // c) * f / c, "divide by n_chunks once: a chunk holds L/n_chunks "
+                 "positions, each d_ff wide."),
+    ]
+    return _grade("Exercise 2 (ff_chunk_bytes)", fn, cases, mistakes)
+
+
+def _l05_reformer(b: int, l_: int, d_model: int, d_ff: int, n_h: int, n_l: int, n_r: int, c: int) -> float:
+    return float(max(b * l_ * d_model, b * n_h * l_ * n_r * c))
+
+
+def check_reformer_memory(fn: Callable[..., float]) -> CheckResult:
+    """Lesson 05, exercise 3: ``fn(batch, length, d_model, d_ff, n_heads, n_layers, n_hashes, c)`` → Table 3's
+    memory entry for the Reformer row, in elements: max(b·l·d_model, b·n_h·l·n_r·c)."""
+    sizes = [(1, 65536, 1024, 4096, 4, 16, 8, 16384), (8, 1024, 4096, 16384, 1, 12, 1, 16),
+             (2, 256, 32, 1024, 2, 4, 1, 64), (4, 512, 512, 2048, 2, 3, 2, 4)]
+    cases = [(args, _l05_reformer(*args)) for args in sizes]
+    mistakes = [
+        _Mistake(lambda b, l_, dm, df, h, n, r, c: _l05_reformer(b, l_, dm, df, h, n, r, c) * n,
+                 "the Reformer is reversible: activations are stored once, not once per layer (no n_l)."),
+        _Mistake(lambda b, l_, dm, df, h, n, r, c: float(max(b * l_ * df, b * h * l_ * r * c)),
+                 "the Reformer chunks its feed-forward, so b·l·d_ff becomes b·l·d_model."),
+        _Mistake(lambda b, l_, dm, df, h, n, r, c: float(max(b * l_ * dm, b * h * l_ * l_)),
+                 "LSH attention replaces b·n_h·l² by b·n_h·l·n_r·c."),
+        _Mistake(lambda b, l_, dm, df, h, n, r, c: float(b * l_ * dm + b * h * l_ * r * c),
+                 "Table 3 takes the larger of the two terms (max), not their sum."),
+        _Mistake(lambda b, l_, dm, df, h, n, r, c: float(max(b * l_ * dm, b * h * l_ * c)),
+                 "each of the n_r hash rounds forms its own logits: × n_hashes."),
+        _Mistake(lambda b, l_, dm, df, h, n, r, c: float(max(b * l_ * dm, b * l_ * r * c)),
+                 "every head attends on its own: × n_heads."),
+    ]
+    return _grade("Exercise 3 (reformer_memory)", fn, cases, mistakes)
+
+
 # Lesson 04, reversible layers ----------------------------------------------------------------------
 
 __all__ += ["check_invert_block", "check_reversible_saved_bytes"]
@@ -944,3 +1066,5 @@ def check_reversible_saved_bytes(fn: Callable[..., float]) -> CheckResult:
                  "two seeds per block, one for F and one for G: 2 × 8 bytes."),
     ]
     return _grade("Exercise 2 (reversible_saved_bytes)", fn, cases, mistakes)
+
+
