@@ -481,12 +481,34 @@ def lsh_attention(
     return out, info
 
 
+class _SoftmaxLogsumexp(torch.autograd.Function):
+    """Softmax over the last dim and its log-normaliser z (z keeps a trailing 1), saving only the softmax.
+
+    ∂z/∂logits is the softmax itself, so the backward pass needs nothing else:
+    ∂L/∂logits = p ∘ (∂L/∂p − Σ_k p_k ∂L/∂p_k + ∂L/∂z).
+    """
+
+    @staticmethod
+    def forward(ctx, logits):  # type: ignore[override]
+        probs = torch.softmax(logits, dim=-1)
+        ctx.save_for_backward(probs)
+        return probs, torch.logsumexp(logits, dim=-1, keepdim=True)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_probs, grad_lse):  # type: ignore[override]
+        (probs,) = ctx.saved_tensors
+        if grad_probs is None:
+            return probs * grad_lse
+        inner = grad_probs - (grad_probs * probs).sum(dim=-1, keepdim=True)
+        if grad_lse is not None:
+            inner = inner + grad_lse
+        return inner.mul_(probs)
+
+
 def _softmax_and_logsumexp(logits: Tensor) -> tuple[Tensor, Tensor]:
-    """Softmax over the last dim and its log-normaliser z, with a single exp (z keeps a trailing 1)."""
-    peak = logits.amax(dim=-1, keepdim=True).detach()  # z does not depend on the shift
-    unnormalised = (logits - peak).exp_()
-    total = unnormalised.sum(dim=-1, keepdim=True)
-    return unnormalised / total, peak + total.log()
+    """Softmax over the last dim and its log-normaliser z (eq. 15's z(i, P_i^(r))), one saved tensor."""
+    return _SoftmaxLogsumexp.apply(logits)
 
 
 def _dense_weights(
