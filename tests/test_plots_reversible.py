@@ -19,10 +19,10 @@ def test_memory_curves_figure_has_both_panels_and_the_formula() -> None:
     fig = pr.plot_memory_curves(curves, fig=Figure())
     axes = fig.axes
     assert len(axes) == 2
-    assert len(axes[0].lines) == 6  # three variants, measured and Table 3
+    assert len(axes[0].lines) == 7  # three variants, measured and Table 3, and the right panel's depth marker
     assert [p for p in axes[0].lines[0].get_xdata()] == [1, 2, 3]
     gpu = pr.plot_memory_curves(curves, gpu={"ordinary": [1, 2, 3]}, formula=False, fig=Figure())
-    assert len(gpu.axes) == 3 and len(gpu.axes[0].lines) == 3
+    assert len(gpu.axes) == 3 and len(gpu.axes[0].lines) == 4  # three measured variants and the depth marker
     with pytest.raises(ValueError, match="quantity"):
         pr.plot_memory_curves(curves, quantity="rss")
 
