@@ -1158,3 +1158,137 @@ def check_memory_switch(fn: Callable[[str], str]) -> CheckResult:
 MEMORY_TERMS = tuple(_L06_SWITCHES)
 
 
+# Lesson 07, the duplication task -------------------------------------------------------------------
+
+__all__ += ["check_second_copy_mask", "check_needed_key", "check_masked_accuracy"]
+
+
+def _l07_mask(w_len: int, start: int, stop: int) -> Any:
+    import torch
+
+    mask = torch.zeros(2 * (w_len + 1), dtype=torch.bool)
+    mask[start:stop] = True
+    return mask
+
+
+def check_second_copy_mask(fn: Callable[[int], Any]) -> CheckResult:
+    """Lesson 07, exercise 1: ``fn(w_len)`` → the ``[2·(w_len + 1)]`` bool mask of the positions whose target is
+    a symbol of the second copy of w (what :meth:`~reformer_lab.data.DuplicationTask.loss_mask` returns)."""
+    import torch
+
+    exercise = "Exercise 1 (second_copy_mask)"
+    if not callable(fn):
+        raise TypeError(f"{exercise}: pass your function itself (no parentheses), got {type(fn).__name__}")
+    mistakes = [
+        (lambda n: _l07_mask(n, n + 2, 2 * n + 2),
+         "you marked where the second w *sits*; the mask marks the positions whose *target* (the next token) is in "
+         "it, one to the left."),
+        (lambda n: _l07_mask(n, n, 2 * n + 1),
+         "the target of position |w| is the separator 0: it is fixed, not part of w, and the paper does not count it."),
+        (lambda n: _l07_mask(n, n + 1, 2 * n + 2),
+         "the last position has no next token (its target is padding); stop at 2·|w|."),
+        (lambda n: _l07_mask(n, 0, n + 1),
+         "that is the first half; only the second copy of w can be predicted."),
+    ]
+    for w_len in (1, 3, 7, 63):
+        want = _l07_mask(w_len, w_len + 1, 2 * w_len + 1)
+        try:
+            got = fn(w_len)
+        except NotImplementedError:
+            return CheckResult(exercise, False, "not attempted yet: replace `raise NotImplementedError`.", False)
+        except Exception as error:  # the reader's code may raise anything; report it, don't crash the lesson
+            return CheckResult(exercise, False, f"calling it with w_len={w_len} raised {type(error).__name__}: {error}")
+        tensor = _as_answer_tensor(got, want)
+        if tensor is None or tensor.shape != want.shape:
+            shape = "?" if tensor is None else list(tensor.shape)
+            return CheckResult(exercise, False, f"for w_len={w_len} return a bool tensor of shape {list(want.shape)} "
+                                                f"(the whole sequence, 2·(|w| + 1)); got shape {shape}.")
+        if torch.equal(tensor, want):
+            continue
+        for wrong, hint in mistakes:
+            if torch.equal(tensor, wrong(w_len)):
+                return CheckResult(exercise, False, f"for w_len={w_len}: {hint}")
+        return CheckResult(exercise, False, f"for w_len={w_len} expected True at positions {w_len + 1}…{2 * w_len}, "
+                                            f"you marked {tensor.nonzero().flatten().tolist()}.")
+    return CheckResult(exercise, True, "all 4 cases pass.")
+
+
+def check_needed_key(fn: Callable[[int, int], int]) -> CheckResult:
+    """Lesson 07, exercise 2: ``fn(position, w_len)`` → the position whose token is ``targets[position]`` on the
+    second copy of w (the key a one-layer model must attend to): ``position − w_len``."""
+    pairs = [(64, 63), (100, 63), (126, 63), (4, 3), (6, 3), (600, 511), (1022, 511)]
+    cases = [((i, n), float(i - n)) for i, n in pairs]
+    mistakes = [
+        _Mistake(lambda i, n: i - n - 1, "position − (|w| + 1) holds the *current* token's first copy; the model "
+                 "must predict the next token, which sits one further on: position − |w|."),
+        _Mistake(lambda i, n: n, "return the key's position, not the distance to it."),
+        _Mistake(lambda i, n: i - n + 1, "one too close: the period of 0w0w is |w| + 1, and the target is "
+                 "token position + 1."),
+        _Mistake(lambda i, n: i + 1, "that is where the target sits in the second copy; the model cannot read "
+                 "it (causal attention), it must find the same symbol in the first copy."),
+    ]
+    return _grade("Exercise 2 (needed_key)", fn, cases, mistakes)
+
+
+def _l07_accuracy_cases() -> list[tuple[Any, Any, Any]]:
+    import torch
+
+    generator = torch.Generator().manual_seed(7)
+    cases = []
+    for batch, length, vocab in ((2, 8, 5), (3, 16, 7), (4, 10, 3)):
+        logits = torch.randn(batch, length, vocab, generator=generator, dtype=torch.float64)
+        targets = torch.randint(0, vocab, (batch, length), generator=generator)
+        right = torch.rand(batch, length, generator=generator) < 0.5  # make about half the predictions right
+        targets = torch.where(right, logits.argmax(-1), targets)
+        mask = torch.rand(batch, length, generator=generator) < 0.5
+        mask[0, :] = False
+        mask[0, 1] = True  # rows with different counts: the per-row average differs from the pooled one
+        cases.append((logits, targets, mask))
+    return cases
+
+
+def check_masked_accuracy(fn: Callable[[Any, Any, Any], float]) -> CheckResult:
+    """Lesson 07, exercise 3: ``fn(logits [B, L, V], targets [B, L], mask [B, L] bool)`` → the fraction of masked
+    positions whose argmax prediction equals the target, pooled over the batch (the paper's masked accuracy)."""
+
+    def pooled(logits: Any, targets: Any, mask: Any) -> float:
+        return float((logits.argmax(-1)[mask] == targets[mask]).double().mean())
+
+    def per_row(logits: Any, targets: Any, mask: Any) -> float:
+        hits = (logits.argmax(-1) == targets) & mask
+        return float((hits.sum(1).double() / mask.sum(1).clamp(min=1)).mean())
+
+    mistakes = [
+        _Mistake(lambda lo, t, m: float((lo.argmax(-1) == t).double().mean()),
+                 "you averaged over every position; only the masked ones (the second w) count."),
+        _Mistake(per_row, "you averaged each sequence first and then the sequences; pool all masked positions "
+                 "(a sequence with more of them weighs more)."),
+        _Mistake(lambda lo, t, m: float((lo.argmax(-1)[~m] == t[~m]).double().mean()),
+                 "you counted the positions where the mask is False; keep those where it is True."),
+        _Mistake(lambda lo, t, m: float(((lo.argmax(-1) == t) & m).sum()),
+                 "return a fraction (hits / masked positions), not the number of hits."),
+    ]
+    exercise = "Exercise 3 (masked_accuracy)"
+    if not callable(fn):
+        raise TypeError(f"{exercise}: pass your function itself (no parentheses), got {type(fn).__name__}")
+    cases = _l07_accuracy_cases()
+    for logits, targets, mask in cases:
+        shown = f"logits of shape {list(logits.shape)}, {int(mask.sum())} masked positions"
+        want = pooled(logits, targets, mask)
+        try:
+            got = fn(logits, targets, mask)
+        except NotImplementedError:
+            return CheckResult(exercise, False, "not attempted yet: replace `raise NotImplementedError`.", False)
+        except Exception as error:  # the reader's code may raise anything; report it, don't crash the lesson
+            return CheckResult(exercise, False, f"with {shown} it raised {type(error).__name__}: {error}")
+        if _close(got, want, 1e-6):
+            continue
+        for mistake in mistakes:
+            if _close(got, mistake.wrong(logits, targets, mask), 1e-6):
+                return CheckResult(exercise, False, f"with {shown} you returned {float(got):.4f}. Hint: {mistake.hint}")
+        try:
+            shown_got = f"{float(got):.4f}"
+        except (TypeError, ValueError, RuntimeError):
+            shown_got = repr(got)[:60]
+        return CheckResult(exercise, False, f"with {shown} expected {want:.4f}, you returned {shown_got}.")
+    return CheckResult(exercise, True, f"all {len(cases)} cases pass.")
