@@ -253,7 +253,7 @@ class MemorySetting:
     attention: str = "lsh"
     chunk_size: int = 64
     n_hashes: int = 2
-    ff_chunks: int = 8
+    ff_chunks: int = 4  # d_ff / d_model: the widest FF activation then matches d_model, as in Table 3
     repeats: int = 3
     device: str = "cpu"
     seed: int = 0
@@ -499,7 +499,8 @@ def _parser() -> argparse.ArgumentParser:
     mem.add_argument("--attention", choices=("lsh", "full"), default="lsh")
     mem.add_argument("--chunk", type=int, default=64, help="LSH chunk size (n_buckets = 2·L/chunk)")
     mem.add_argument("--hashes", type=int, default=2)
-    mem.add_argument("--ff-chunks", type=int, default=8, help="feed-forward chunks of the reversible+chunked stack")
+    mem.add_argument("--ff-chunks", type=int, default=4,
+                     help="feed-forward chunks of the reversible+chunked stack (default d_ff / d_model = 4)")
     mem.add_argument("--variants", nargs="+", default=list(STACK_VARIANTS), choices=STACK_VARIANTS)
     mem.add_argument("--repeats", type=int, default=3, help="timed steps per measurement (median)")
     mem.add_argument("--rounds", type=int, default=1,
