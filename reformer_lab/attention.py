@@ -47,9 +47,12 @@ MAX_WEIGHTS_LENGTH = 2048  # LSHInfo.weights is an L×L tensor: only built up to
 DEFAULT_CHUNK_SIZE = 64  # LSHSelfAttention's chunk size when neither it nor n_buckets is given
 
 
+_NORM_EPS = 1e-12  # F.normalize's: a zero query gets the key 0 rather than NaN
+
+
 def unit_keys(q: Tensor) -> Tensor:
     """Shared-QK keys k̂ = q/‖q‖ (paper §2, "Shared-QK Transformer")."""
-    return F.normalize(q, dim=-1)
+    return F.normalize(q, dim=-1, eps=_NORM_EPS)
 
 
 def _logit_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -296,39 +299,138 @@ def _look_back(x: Tensor) -> Tensor:
     return torch.cat([x.roll(1, dims=2), x], dim=3)
 
 
-def _lsh_bias(
-    sort_idx: Tensor,
-    undo_idx: Tensor,
-    buckets: Tensor,
-    chunk: int,
-    causal: bool,
-    attend_across_buckets: bool,
-    dedup: bool,
-    dtype: torch.dtype,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Masks for the blocked logits ``[B, H, n_chunks, chunk, window]`` (eqs. 3–5, 11, 16).
+@dataclass
+class _Windows:
+    """Where each blocked query and key came from, for masking the logits ``[B, H, n_chunks, chunk, window]``.
 
-    Returns ``(bias, invalid, q_pos, k_pos)``: ``bias`` holds −1e5 on self pairs and −log N_ij when
-    ``dedup``; ``invalid`` marks keys to mask; ``q_pos``/``k_pos`` are original positions.
+    ``q_pos`` ``[B, H, n_chunks, chunk]`` holds original positions (the sort order); ``buckets`` and
+    ``chunk_ids`` ``[B, H, L]`` the bucket and chunk of every position in every round.
     """
-    batch, n_hashes, length = sort_idx.shape
-    n_chunks = length // chunk
-    q_pos = sort_idx.view(batch, n_hashes, n_chunks, chunk)
-    k_pos = _look_back(q_pos)
-    q_bucket = buckets.gather(-1, sort_idx).view_as(q_pos)
-    k_bucket = _look_back(q_bucket)
-    invalid = torch.zeros(q_pos.shape + k_pos.shape[-1:], dtype=torch.bool, device=sort_idx.device)
-    if n_chunks > 1:
-        invalid[:, :, 0, :, :chunk] = True  # a round's first chunk looks back at nothing
-    if causal:
-        invalid |= k_pos.unsqueeze(-2) > q_pos.unsqueeze(-1)
-    if not attend_across_buckets:
-        invalid |= k_bucket.unsqueeze(-2) != q_bucket.unsqueeze(-1)
-    bias = (k_pos.unsqueeze(-2) == q_pos.unsqueeze(-1)).to(dtype) * -SELF_PENALTY
-    if dedup and n_hashes > 1:
-        counts = _visit_counts(q_pos, k_pos, undo_idx // chunk, buckets, attend_across_buckets)
-        bias -= counts.clamp_(min=1).to(dtype).log_()
-    return bias, invalid, q_pos, k_pos
+
+    q_pos: Tensor
+    buckets: Tensor
+    chunk_ids: Tensor
+    causal: bool
+    attend_across_buckets: bool
+    dedup: bool
+
+    def part(self, rows: slice) -> _Windows:
+        return _Windows(self.q_pos[rows], self.buckets[rows], self.chunk_ids[rows], self.causal,
+                        self.attend_across_buckets, self.dedup)
+
+    @torch.no_grad()
+    def mask_(self, logits: Tensor) -> None:
+        """Apply eqs. 3–5, 11 and 16 and Appendix A's −log N_ij to ``logits`` in place."""
+        n_chunks, chunk = self.q_pos.shape[2:]
+        if n_chunks > 1:
+            logits[:, :, 0, :, :chunk] = MASK_VALUE  # a round's first chunk looks back at nothing
+        logits[..., -chunk:].diagonal(dim1=-2, dim2=-1).sub_(SELF_PENALTY)  # each position's own key
+        if self.dedup and self.q_pos.shape[1] > 1:
+            counts = _visit_counts(self.q_pos, _look_back(self.q_pos), self.chunk_ids, self.buckets,
+                                   self.attend_across_buckets)
+            logits.sub_(counts.clamp_(min=1).to(logits.dtype).log_())
+        invalid = None
+        if self.causal:
+            k_pos = _look_back(self.q_pos)
+            invalid = k_pos.unsqueeze(-2) > self.q_pos.unsqueeze(-1)
+        if not self.attend_across_buckets:
+            q_bucket = self.buckets.gather(-1, self.q_pos.flatten(2)).view_as(self.q_pos)
+            other = _look_back(q_bucket).unsqueeze(-2) != q_bucket.unsqueeze(-1)
+            invalid = other if invalid is None else invalid.logical_or_(other)
+        if invalid is not None:
+            logits.masked_fill_(invalid, MASK_VALUE)
+
+
+def _row_groups(rows: int, parts: int = 4) -> list[slice]:
+    """Split ``rows`` leading entries into about ``parts`` slices (transient memory ÷ parts)."""
+    step = -(-rows // min(rows, parts))
+    return [slice(start, min(start + step, rows)) for start in range(0, rows, step)]
+
+
+def _windowed(a: Tensor, b: Tensor, chunk: int, out: Tensor) -> None:
+    """``out[..., -chunk:] = a @ b`` per chunk and, with a look-back, ``out[..., :chunk]`` = a @ previous b.
+
+    ``a`` ``[G, H, n, chunk, x]``, ``b`` ``[G, H, n, x, chunk]``; the first chunk's look-back is left alone.
+    """
+    out[..., -chunk:].copy_(a @ b)
+    if a.shape[2] > 1:
+        out[:, :, 1:, :, :chunk].copy_(a[:, :, 1:] @ b[:, :, :-1])
+
+
+def _windowed_t(p: Tensor, x: Tensor, chunk: int) -> Tensor:
+    """The transpose of :func:`_windowed`: ``pᵀ @ x`` gathered back onto the keys each chunk saw."""
+    result = p[..., -chunk:].transpose(-1, -2) @ x
+    if p.shape[2] > 1:
+        result[:, :, :-1] += p[:, :, 1:, :, :chunk].transpose(-1, -2) @ x[:, :, 1:]
+    return result
+
+
+def _windowed_mv(p: Tensor, v: Tensor, chunk: int) -> Tensor:
+    """Each query's weights over its window times the window's values: ``[G, H, n, chunk, d_v]``."""
+    result = p[..., -chunk:] @ v
+    if p.shape[2] > 1:
+        result[:, :, 1:] += p[:, :, 1:, :, :chunk] @ v[:, :, :-1]
+    return result
+
+
+class _ChunkAttention(torch.autograd.Function):
+    """Attention of sorted chunks to themselves and their predecessor (eq. 11), without copying the keys.
+
+    Inputs are the sorted blocks ``q`` ``[B, H, n_chunks, chunk, d]`` and ``v``; the keys are q/‖q‖ and
+    the look-back reads the previous chunk in place, so no ``[…, 2·chunk, d]`` key or value copy exists.
+    The logits are masked and turned into probabilities in one buffer; forward saves q, v, the
+    probabilities and the output; backward uses dS = P ∘ (dP − rowsum(dO ∘ O) + d lse). Both passes run
+    over about four groups of rows, so masks and gradients of one group exist at a time.
+    Returns the blocked output, its logsumexp ``[B, H, n_chunks, chunk]`` and the probabilities
+    (no gradient; for :class:`LSHInfo`).
+    """
+
+    @staticmethod
+    def forward(ctx, q, v, windows):  # type: ignore[override]
+        chunk, n_chunks = q.shape[-2], q.shape[2]
+        width = 2 * chunk if n_chunks > 1 else chunk
+        probs = q.new_empty(*q.shape[:-1], width)
+        out = v.new_empty(v.shape)
+        lse = q.new_empty(q.shape[:-1])
+        for rows in _row_groups(q.shape[0]):
+            q_g, logits = q[rows], probs[rows]
+            _windowed(q_g, unit_keys(q_g).transpose(-1, -2), chunk, logits)
+            windows.part(rows).mask_(logits)
+            top = logits.amax(dim=-1, keepdim=True)  # rows are never fully masked: the self key stays
+            total = logits.sub_(top).exp_().sum(dim=-1, keepdim=True)
+            logits.div_(total)
+            lse[rows] = (top + total.log()).squeeze(-1)
+            out[rows] = _windowed_mv(logits, v[rows], chunk)
+        ctx.save_for_backward(q, v, probs, out)
+        ctx.mark_non_differentiable(probs)
+        ctx.set_materialize_grads(False)  # no zero-filled gradient for the probabilities (or an unused lse)
+        return out, lse, probs
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out, grad_lse, _grad_probs):  # type: ignore[override]
+        q, v, probs, out = ctx.saved_tensors
+        chunk = q.shape[-2]
+        grad_q, grad_v = torch.empty_like(q), torch.empty_like(v)
+        grad_out = torch.zeros_like(out) if grad_out is None else grad_out
+        for rows in _row_groups(q.shape[0]):
+            p, d_out, q_g = probs[rows], grad_out[rows], q[rows]
+            grad_v[rows] = _windowed_t(p, d_out, chunk)
+            d_s = torch.empty_like(p)
+            if p.shape[2] > 1:
+                d_s[:, :, 0, :, :chunk] = 0  # the first chunk's look-back: masked, probability 0
+            _windowed(d_out, v[rows].transpose(-1, -2), chunk, d_s)
+            row = (d_out * out[rows]).sum(dim=-1, keepdim=True)
+            if grad_lse is not None:
+                row -= grad_lse[rows].unsqueeze(-1)
+            d_s.sub_(row).mul_(p)
+            norm = q_g.norm(dim=-1, keepdim=True)
+            keys = q_g / norm.clamp(min=_NORM_EPS)
+            d_keys = _windowed_t(d_s, q_g, chunk)
+            along = (keys * d_keys).sum(dim=-1, keepdim=True).mul_(norm > _NORM_EPS)  # 0 where clamped
+            d_q = _windowed_mv(d_s, keys, chunk)
+            grad_q[rows] = d_q.add_((d_keys - keys * along).div_(norm.clamp_(min=_NORM_EPS)))
+        return grad_q, grad_v, None
 
 
 def _visit_counts(
@@ -427,29 +529,15 @@ def lsh_attention(
     flat_buckets = buckets.reshape(batch, rounds, length).to(torch.long)
     sort_idx, undo_idx = sort_by_bucket(flat_buckets)
 
-    # Gather into sorted blocks [B, H, n_chunks, chunk, d]; keys/values get the previous chunk prepended.
+    # Gather into sorted blocks [B, H, n_chunks, chunk, d]; each chunk then attends to itself and its predecessor.
+    logit_dtype = _logit_dtype(qk.dtype)
     gather_at = (sort_idx + torch.arange(batch, device=qk.device).view(batch, 1, 1) * length).reshape(-1)
     blocks = (batch, rounds, n_chunks, chunk)
     sorted_qk = qk.reshape(batch * length, dim).index_select(0, gather_at).view(*blocks, dim)
     sorted_v = v.reshape(batch * length, dim_v).index_select(0, gather_at).view(*blocks, dim_v)
-    keys, values = _look_back(unit_keys(sorted_qk)), _look_back(sorted_v)
-
-    with torch.no_grad():
-        bias, invalid, q_pos, k_pos = _lsh_bias(
-            sort_idx,
-            undo_idx,
-            flat_buckets,
-            chunk,
-            causal,
-            attend_across_buckets,
-            dedup,
-            _logit_dtype(qk.dtype),
-        )
-    logits = (sorted_qk @ keys.transpose(-1, -2)).to(_logit_dtype(qk.dtype))
-    logits = logits.add_(bias).masked_fill_(invalid, MASK_VALUE)  # in place: bmm does not save its output
-    del bias
-    probs, lse = _softmax_and_logsumexp(logits)
-    sorted_out = probs.to(v.dtype) @ values
+    q_pos = sort_idx.view(blocks)
+    windows = _Windows(q_pos, flat_buckets, undo_idx // chunk, causal, attend_across_buckets, dedup)
+    sorted_out, lse, probs = _ChunkAttention.apply(sorted_qk.to(logit_dtype), sorted_v.to(logit_dtype), windows)
 
     # Unsort each round back to original positions, then combine the rounds (eqs. 12–14).
     unsort_at = (
@@ -465,7 +553,7 @@ def lsh_attention(
 
     weights = None
     if length <= MAX_WEIGHTS_LENGTH:
-        weights = _dense_weights(probs.detach(), round_weights.detach(), sort_idx, q_pos, k_pos)
+        weights = _dense_weights(probs, round_weights.detach(), sort_idx, q_pos, _look_back(q_pos))
         weights = weights.view(*lead, length, length)
     info = LSHInfo(
         buckets=buckets.detach(),
@@ -479,36 +567,6 @@ def lsh_attention(
         chunk_size=chunk,
     )
     return out, info
-
-
-class _SoftmaxLogsumexp(torch.autograd.Function):
-    """Softmax over the last dim and its log-normaliser z (z keeps a trailing 1), saving only the softmax.
-
-    ∂z/∂logits is the softmax itself, so the backward pass needs nothing else:
-    ∂L/∂logits = p ∘ (∂L/∂p − Σ_k p_k ∂L/∂p_k + ∂L/∂z).
-    """
-
-    @staticmethod
-    def forward(ctx, logits):  # type: ignore[override]
-        probs = torch.softmax(logits, dim=-1)
-        ctx.save_for_backward(probs)
-        return probs, torch.logsumexp(logits, dim=-1, keepdim=True)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_probs, grad_lse):  # type: ignore[override]
-        (probs,) = ctx.saved_tensors
-        if grad_probs is None:
-            return probs * grad_lse
-        inner = grad_probs - (grad_probs * probs).sum(dim=-1, keepdim=True)
-        if grad_lse is not None:
-            inner = inner + grad_lse
-        return inner.mul_(probs)
-
-
-def _softmax_and_logsumexp(logits: Tensor) -> tuple[Tensor, Tensor]:
-    """Softmax over the last dim and its log-normaliser z (eq. 15's z(i, P_i^(r))), one saved tensor."""
-    return _SoftmaxLogsumexp.apply(logits)
 
 
 def _dense_weights(
