@@ -32,11 +32,18 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def setup_notebook(seed: int = 0, *, show_versions: bool = True) -> torch.Generator:
-    """First call of every lesson: inline figures, seeds, stable printing, versions.
+def setup_notebook(seed: int = 0, *, threads: int | None = None, show_versions: bool = True) -> torch.Generator:
+    """First call of every lesson: inline figures, seeds, stable printing, CPU threads, versions.
 
+    ``threads`` sets torch's CPU threads; the default is two (or the CPUs there are, if fewer), the
+    budget the lessons are written for. Lessons whose tensors are tiny pass ``threads=1``: there a
+    second thread only adds waiting, most of all on a CPU shared with other work.
     Returns the seeded generator from :func:`seed_everything`.
     """
+    if threads is None:
+        threads = min(2, os.cpu_count() or 1)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive int (or None for the default), got {threads!r}")
     try:
         from IPython import get_ipython
 
@@ -51,7 +58,7 @@ def setup_notebook(seed: int = 0, *, show_versions: bool = True) -> torch.Genera
     matplotlib.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "figure.figsize": (7.0, 3.6)})
     torch.set_printoptions(precision=4, sci_mode=False)
     np.set_printoptions(precision=4, suppress=True)
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(threads)
     generator = seed_everything(seed)
     if show_versions:
         print(
