@@ -328,7 +328,7 @@ class _Windows:
         if self.dedup and self.q_pos.shape[1] > 1:
             counts = _visit_counts(self.q_pos, _look_back(self.q_pos), self.chunk_ids, self.buckets,
                                    self.attend_across_buckets)
-            logits.sub_(counts.clamp_(min=1).to(logits.dtype).log_())
+            logits.sub_(counts.to(logits.dtype).log_())
         invalid = None
         if self.causal:
             k_pos = _look_back(self.q_pos)
@@ -347,29 +347,35 @@ def _row_groups(rows: int, parts: int = 4) -> list[slice]:
     return [slice(start, min(start + step, rows)) for start in range(0, rows, step)]
 
 
-def _windowed(a: Tensor, b: Tensor, chunk: int, out: Tensor) -> None:
-    """``out[..., -chunk:] = a @ b`` per chunk and, with a look-back, ``out[..., :chunk]`` = a @ previous b.
-
-    ``a`` ``[G, H, n, chunk, x]``, ``b`` ``[G, H, n, x, chunk]``; the first chunk's look-back is left alone.
-    """
-    out[..., -chunk:].copy_(a @ b)
-    if a.shape[2] > 1:
-        out[:, :, 1:, :, :chunk].copy_(a[:, :, 1:] @ b[:, :, :-1])
+# The chunk products below work on chunks flattened to [N, chunk, ·] (N = rows·rounds·chunks), so chunk t's
+# predecessor is entry t − 1. At a round's first chunk that entry is the previous round's last chunk: those
+# logits are masked, their probabilities are exactly 0, and every product through them adds zeros.
 
 
-def _windowed_t(p: Tensor, x: Tensor, chunk: int) -> Tensor:
-    """The transpose of :func:`_windowed`: ``pᵀ @ x`` gathered back onto the keys each chunk saw."""
-    result = p[..., -chunk:].transpose(-1, -2) @ x
-    if p.shape[2] > 1:
-        result[:, :, :-1] += p[:, :, 1:, :, :chunk].transpose(-1, -2) @ x[:, :, 1:]
+def _chunk_logits(a: Tensor, b_t: Tensor, out: Tensor) -> None:
+    """``out[t] = [a[t] @ b_t[t − 1], a[t] @ b_t[t]]`` (look-back, own chunk) for ``out`` ``[N, chunk, window]``."""
+    chunk = a.shape[-2]
+    torch.bmm(a, b_t, out=out[..., -chunk:])
+    if out.shape[-1] > chunk:
+        torch.bmm(a[1:], b_t[:-1], out=out[1:, :, :chunk])
+        out[0, :, :chunk] = 0.0  # the group's first chunk has no predecessor
+
+
+def _chunk_apply(p: Tensor, x: Tensor) -> Tensor:
+    """Each query's row of ``p`` ``[N, chunk, window]`` times its window of ``x`` ``[N, chunk, d]``."""
+    chunk = x.shape[-2]
+    result = torch.bmm(p[..., -chunk:], x)
+    if p.shape[-1] > chunk:
+        result[1:].baddbmm_(p[1:, :, :chunk], x[:-1])
     return result
 
 
-def _windowed_mv(p: Tensor, v: Tensor, chunk: int) -> Tensor:
-    """Each query's weights over its window times the window's values: ``[G, H, n, chunk, d_v]``."""
-    result = p[..., -chunk:] @ v
-    if p.shape[2] > 1:
-        result[:, :, 1:] += p[:, :, 1:, :, :chunk] @ v[:, :, :-1]
+def _chunk_apply_t(p: Tensor, x: Tensor) -> Tensor:
+    """The transpose of :func:`_chunk_apply`: ``pᵀ @ x`` summed onto the keys of each window."""
+    chunk = x.shape[-2]
+    result = torch.bmm(p[..., -chunk:].mT, x)
+    if p.shape[-1] > chunk:
+        result[:-1].baddbmm_(p[1:, :, :chunk].mT, x[1:])
     return result
 
 
@@ -378,9 +384,9 @@ class _ChunkAttention(torch.autograd.Function):
 
     Inputs are the sorted blocks ``q`` ``[B, H, n_chunks, chunk, d]`` and ``v``; the keys are q/‖q‖ and
     the look-back reads the previous chunk in place, so no ``[…, 2·chunk, d]`` key or value copy exists.
-    The logits are masked and turned into probabilities in one buffer; forward saves q, v, the
-    probabilities and the output; backward uses dS = P ∘ (dP − rowsum(dO ∘ O) + d lse). Both passes run
-    over about four groups of rows, so masks and gradients of one group exist at a time.
+    Forward saves q, v, the probabilities and the output; backward uses
+    dS = P ∘ (dP − rowsum(dO ∘ O) + d lse). Both passes run over about four groups of rows, so logits,
+    masks and gradients of one group exist at a time.
     Returns the blocked output, its logsumexp ``[B, H, n_chunks, chunk]`` and the probabilities
     (no gradient; for :class:`LSHInfo`).
     """
@@ -393,14 +399,15 @@ class _ChunkAttention(torch.autograd.Function):
         out = v.new_empty(v.shape)
         lse = q.new_empty(q.shape[:-1])
         for rows in _row_groups(q.shape[0]):
-            q_g, logits = q[rows], probs[rows]
-            _windowed(q_g, unit_keys(q_g).transpose(-1, -2), chunk, logits)
+            q_g = q[rows].flatten(0, 2)
+            logits = q_g.new_empty(*q_g.shape[:-1], width)
+            _chunk_logits(q_g, unit_keys(q_g).mT, logits)
+            logits = logits.view(probs[rows].shape)
             windows.part(rows).mask_(logits)
-            top = logits.amax(dim=-1, keepdim=True)  # rows are never fully masked: the self key stays
-            total = logits.sub_(top).exp_().sum(dim=-1, keepdim=True)
-            logits.div_(total)
-            lse[rows] = (top + total.log()).squeeze(-1)
-            out[rows] = _windowed_mv(logits, v[rows], chunk)
+            top = logits.amax(dim=-1)  # rows are never fully masked: the self key stays
+            p = torch.softmax(logits, dim=-1, out=probs[rows])
+            lse[rows] = top - p.amax(dim=-1).log()  # p at the top logit is exp(top − lse)
+            out[rows] = _chunk_apply(p.flatten(0, 2), v[rows].flatten(0, 2)).view_as(out[rows])
         ctx.save_for_backward(q, v, probs, out)
         ctx.mark_non_differentiable(probs)
         ctx.set_materialize_grads(False)  # no zero-filled gradient for the probabilities (or an unused lse)
@@ -410,54 +417,50 @@ class _ChunkAttention(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out, grad_lse, _grad_probs):  # type: ignore[override]
         q, v, probs, out = ctx.saved_tensors
-        chunk = q.shape[-2]
         grad_q, grad_v = torch.empty_like(q), torch.empty_like(v)
         grad_out = torch.zeros_like(out) if grad_out is None else grad_out
         for rows in _row_groups(q.shape[0]):
-            p, d_out, q_g = probs[rows], grad_out[rows], q[rows]
-            grad_v[rows] = _windowed_t(p, d_out, chunk)
+            p, d_out, q_g, v_g = (x[rows].flatten(0, 2) for x in (probs, grad_out, q, v))
+            grad_v[rows] = _chunk_apply_t(p, d_out).view_as(grad_v[rows])
             d_s = torch.empty_like(p)
-            if p.shape[2] > 1:
-                d_s[:, :, 0, :, :chunk] = 0  # the first chunk's look-back: masked, probability 0
-            _windowed(d_out, v[rows].transpose(-1, -2), chunk, d_s)
-            row = (d_out * out[rows]).sum(dim=-1, keepdim=True)
+            _chunk_logits(d_out, v_g.mT, d_s)
+            row = (d_out * out[rows].flatten(0, 2)).sum(dim=-1, keepdim=True)
             if grad_lse is not None:
-                row -= grad_lse[rows].unsqueeze(-1)
+                row -= grad_lse[rows].reshape(row.shape)
             d_s.sub_(row).mul_(p)
             norm = q_g.norm(dim=-1, keepdim=True)
             keys = q_g / norm.clamp(min=_NORM_EPS)
-            d_keys = _windowed_t(d_s, q_g, chunk)
+            d_keys = _chunk_apply_t(d_s, q_g)
             along = (keys * d_keys).sum(dim=-1, keepdim=True).mul_(norm > _NORM_EPS)  # 0 where clamped
-            d_q = _windowed_mv(d_s, keys, chunk)
-            grad_q[rows] = d_q.add_((d_keys - keys * along).div_(norm.clamp_(min=_NORM_EPS)))
+            d_q = _chunk_apply(d_s, keys).add_((d_keys - keys * along).div_(norm.clamp_(min=_NORM_EPS)))
+            grad_q[rows] = d_q.view_as(grad_q[rows])
         return grad_q, grad_v, None
 
 
 def _visit_counts(
     q_pos: Tensor, k_pos: Tensor, chunk_ids: Tensor, buckets: Tensor, attend_across_buckets: bool
 ) -> Tensor:
-    """N_ij of Appendix A for every blocked (query, key) slot: rounds whose window holds j for i.
+    """N_ij of Appendix A for every blocked (query, key) slot whose pair lies in that round's window.
 
-    Key j is in query i's window in round r' iff chunk_r'(j) ∈ {chunk_r'(i) − 1, chunk_r'(i)}
-    (no wrap between rounds) and, unless attending across buckets, h_r'(j) = h_r'(i). Causal
-    validity is the same in every round, so it does not change the count of a valid pair.
-    Memory stays that of the blocked logits: one round r' at a time.
+    Key j is in query i's window in round r' iff chunk_r'(i) − chunk_r'(j) ∈ {0, 1} (no wrap between
+    rounds) and, unless attending across buckets, h_r'(j) = h_r'(i). One code per position and round,
+    bucket·(n_chunks + 2) + chunk, tests both at once: the codes of i and j differ by 0 or 1 exactly
+    then (a different bucket puts them at least 3 apart). A slot's own round always holds its pair, so
+    only the other rounds are compared (slots outside the window are masked and their count unused).
+    Causal validity is the same in every round, so it does not change the count of a valid pair.
     """
-    batch, n_hashes = q_pos.shape[:2]
-    q_index, k_index = q_pos.reshape(batch, -1), k_pos.reshape(batch, -1)
-
-    def in_round(per_position: Tensor) -> tuple[Tensor, Tensor]:  # [B, L] → query column, key row
-        at_q = per_position.gather(1, q_index).view_as(q_pos).unsqueeze(-1)
-        return at_q, per_position.gather(1, k_index).view_as(k_pos).unsqueeze(-2)
-
-    counts = torch.zeros(q_pos.shape + k_pos.shape[-1:], dtype=torch.int16, device=q_pos.device)
+    batch, n_hashes, n_chunks = q_pos.shape[:3]
+    codes = chunk_ids.to(torch.int32)
+    if not attend_across_buckets:
+        codes += buckets.to(torch.int32) * (n_chunks + 2)
+    counts = torch.ones(q_pos.shape + k_pos.shape[-1:], dtype=torch.int16, device=q_pos.device)
     for r in range(n_hashes):
-        q_chunk, k_chunk = in_round(chunk_ids[:, r])
-        seen = (k_chunk == q_chunk) | (k_chunk == q_chunk - 1)
-        if not attend_across_buckets:
-            q_bucket, k_bucket = in_round(buckets[:, r])
-            seen &= k_bucket == q_bucket
-        counts += seen
+        q_index, k_index = q_pos[:, r].reshape(batch, -1), k_pos[:, r].reshape(batch, -1)
+        for other in range(n_hashes):
+            if other != r:
+                at_q = codes[:, other].gather(1, q_index).view_as(q_pos[:, r]).unsqueeze(-1)
+                at_k = codes[:, other].gather(1, k_index).view_as(k_pos[:, r]).unsqueeze(-2)
+                counts[:, r] += (at_q - at_k).bitwise_right_shift_(1) == 0  # difference 0 or 1
     return counts
 
 
