@@ -45,8 +45,6 @@ SELF_PENALTY = 1e5  # paper eq. 16: m_ii = 10^5
 MASK_VALUE = -1e9  # logit of a masked key (causal, other bucket, outside the window); trax's value
 MAX_WEIGHTS_LENGTH = 2048  # LSHInfo.weights is an L×L tensor: only built up to this length
 DEFAULT_CHUNK_SIZE = 64  # LSHSelfAttention's chunk size when neither it nor n_buckets is given
-
-
 _NORM_EPS = 1e-12  # F.normalize's: a zero query gets the key 0 rather than NaN
 
 

@@ -13,7 +13,9 @@ CUDA (``--device cuda``) it is the peak allocated by PyTorch.
 ``python -m reformer_lab.bench memory`` times a training step (forward + backward) of a stack of
 n_l Reformer layers run three ways, ordinary autograd, reversible, and reversible with a chunked
 feed-forward (paper §3, Table 3), and counts the bytes autograd saves for the backward pass
-(:func:`reformer_lab.reversible.step_memory`), again one fresh process per setting.
+(:func:`reformer_lab.reversible.step_memory`), one fresh process per setting. The three ways run the
+same blocks and weights, so their step times are taken in one fresh process per depth, the variants
+taking turns: the time ratios then compare steps taken side by side.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +39,13 @@ import torch.nn.functional as F
 
 from reformer_lab.complexity import model_complexity
 from reformer_lab.memory import format_bytes, peak_rss_bytes
-from reformer_lab.reversible import STACK_VARIANTS, reversible_stack, step_memory, training_step
+from reformer_lab.reversible import (
+    STACK_VARIANTS,
+    ReversibleSequence,
+    reversible_stack,
+    step_memory,
+    training_step,
+)
 
 ATTENTION_VARIANTS = ("lsh-1", "lsh-2", "lsh-4", "lsh-8", "full", "memory-efficient", "sdpa")
 PEER_VARIANTS = ("ours-module", "reformer-pytorch", "hf-transformers")
@@ -272,50 +281,88 @@ class MemoryMeasurement:
     note: str = ""
 
 
-def memory_step(s: MemorySetting) -> dict[str, float | int | None]:
-    """Median seconds of a training step of ``s``'s stack, then its saved bytes (run in the measuring child).
+def memory_step(s: MemorySetting) -> dict[str, int | None]:
+    """Saved bytes of a training step of ``s``'s stack (run in the measuring child).
 
     The stack is built from ``s.seed``; the step is forward + backward with a fixed upstream gradient
-    for both halves (no loss graph, so nothing but the stack is measured). Timing runs first, without
-    the saved-tensor hooks; the saved bytes (and, on CUDA, the peak allocated) come from one more step.
+    for both halves (no loss graph, so nothing but the stack is measured). After one warm-up step, the
+    saved bytes (and, on CUDA, the peak allocated) come from :func:`~reformer_lab.reversible.step_memory`.
     """
-    if s.variant not in STACK_VARIANTS:
-        raise ValueError(f"unknown stack variant {s.variant!r}; choose from {STACK_VARIANTS}")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(s.threads or threads)
+    _check_variant(s.variant)
+    with _threads(s.threads):
+        stack, x, grad = _stack_and_inputs(s)
+        _timed_step(stack, x, grad, s)
+        stack.ff_chunks = s.ff_chunks
+        memory = step_memory(stack, x, s.variant)
+    return {"saved_after_forward": memory.saved_after_forward, "saved_peak": memory.saved_peak,
+            "cuda_peak": memory.cuda_peak}
+
+
+def paired_seconds(settings: Sequence[MemorySetting]) -> dict[str, float]:
+    """Median seconds of a training step of each variant of one depth, the variants taking turns (run in a child).
+
+    One stack serves every variant (ordinary, reversible and reversible+chunked run the same blocks and
+    weights, only differently), so they are timed in one process: after a warm-up step of each, they
+    step in turn for ``repeats`` rounds, and whatever changes the machine's speed meanwhile (other
+    work, clocks, the allocator settling) falls on all of them alike. Each variant's time is its median.
+    """
+    first = settings[0]
+    for s in settings:
+        _check_variant(s.variant)
+        if replace(s, variant=first.variant) != first:
+            raise ValueError("paired_seconds times the variants of one setting: all else must be equal")
+    with _threads(first.threads):
+        stack, x, grad = _stack_and_inputs(first)
+        for s in settings:
+            _timed_step(stack, x, grad, s)  # warm-up
+        times: dict[str, list[float]] = {s.variant: [] for s in settings}
+        for _ in range(first.repeats):
+            for s in settings:
+                times[s.variant].append(_timed_step(stack, x, grad, s))
+    return {variant: statistics.median(t) for variant, t in times.items()}
+
+
+def _check_variant(variant: str) -> None:
+    if variant not in STACK_VARIANTS:
+        raise ValueError(f"unknown stack variant {variant!r}; choose from {STACK_VARIANTS}")
+
+
+@contextmanager
+def _threads(n: int | None):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n or before)
     try:
-        return _memory_step(s)
+        yield
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
 
 
-def _memory_step(s: MemorySetting) -> dict[str, float | int | None]:
-    reversible = s.variant != "ordinary"
+def _stack_and_inputs(s: MemorySetting) -> tuple[ReversibleSequence, torch.Tensor, torch.Tensor]:
     stack = reversible_stack(s.n_layers, s.d_model, s.n_heads, s.d_ff, attention=s.attention,
                              chunk_size=s.chunk_size, n_hashes=s.n_hashes, ff_chunks=s.ff_chunks,
                              seed=s.seed).to(s.device)
-    stack.ff_chunks = s.ff_chunks if s.variant == "reversible+chunked" else 1
     generator = torch.Generator().manual_seed(s.seed)
     x = torch.randn(s.batch, s.length, s.d_model, generator=generator).to(s.device).requires_grad_()
-    grad = torch.randn(x.shape, generator=generator).to(s.device)
+    return stack, x, torch.randn(x.shape, generator=generator).to(s.device)
 
-    def once() -> float:
-        start = time.perf_counter()
-        training_step(stack, x, grad, reversible)
-        if s.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
 
-    once()  # warm-up
-    seconds = statistics.median(once() for _ in range(s.repeats))
-    stack.ff_chunks = s.ff_chunks
-    memory = step_memory(stack, x, s.variant)
-    return {"seconds": seconds, "saved_after_forward": memory.saved_after_forward,
-            "saved_peak": memory.saved_peak, "cuda_peak": memory.cuda_peak}
+def _timed_step(stack: ReversibleSequence, x: torch.Tensor, grad: torch.Tensor, s: MemorySetting) -> float:
+    """Seconds of one training step of ``stack`` run as ``s.variant`` (FF chunked only for reversible+chunked)."""
+    stack.ff_chunks = s.ff_chunks if s.variant == "reversible+chunked" else 1
+    start = time.perf_counter()
+    training_step(stack, x, grad, s.variant != "ordinary")
+    if s.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def _failure(error: Exception) -> str:
+    return str(error).splitlines()[0][:160]
 
 
 def measure_memory(s: MemorySetting, timeout: float = 1800.0, fresh_process: bool = True) -> MemoryMeasurement:
-    """Measure ``s`` in a fresh process (or in this one); failures become a note, not a crash."""
+    """Saved bytes and peak memory of ``s`` in a fresh process (or in this one), without its time (see
+    :func:`measure_seconds`); failures become a note, not a crash."""
     try:
         if fresh_process:
             result = peak_rss_bytes(memory_step, s, timeout=timeout)
@@ -323,25 +370,47 @@ def measure_memory(s: MemorySetting, timeout: float = 1800.0, fresh_process: boo
         else:
             out, rss = memory_step(s), None
     except (RuntimeError, TimeoutError, ValueError) as error:
-        return MemoryMeasurement(s, None, None, None, None, note=str(error).splitlines()[0][:160])
+        return MemoryMeasurement(s, None, None, None, None, note=_failure(error))
     peak = out["cuda_peak"] if s.device.startswith("cuda") else rss
-    return MemoryMeasurement(s, out["seconds"], out["saved_after_forward"], out["saved_peak"], peak)
+    return MemoryMeasurement(s, None, out["saved_after_forward"], out["saved_peak"], peak)
+
+
+def measure_seconds(settings: Sequence[MemorySetting], timeout: float = 1800.0,
+                    fresh_process: bool = True) -> dict[str, float] | str:
+    """:func:`paired_seconds` in a fresh process (or in this one); a failure comes back as its message."""
+    try:
+        if fresh_process:
+            return peak_rss_bytes(paired_seconds, list(settings), timeout=timeout).output
+        return paired_seconds(settings)
+    except (RuntimeError, TimeoutError, ValueError) as error:
+        return _failure(error)
 
 
 def run_memory(
     settings: Sequence[MemorySetting], fresh_process: bool = True, rounds: int = 1
 ) -> list[MemoryMeasurement]:
-    """Measure every setting ``rounds`` times, sweeping all settings once per round, and combine the rounds.
+    """Measure every setting ``rounds`` times and combine the rounds (each setting's time: the median).
 
-    Interleaving the rounds spreads a shared machine's changing load over all settings instead of
-    letting it land on one; each setting's time is the median over its rounds.
+    Per round and depth, one process times the variants in turn (:func:`paired_seconds`) and one process
+    per variant measures its memory (:func:`measure_memory`), so no measurement inherits another's
+    memory. Sweeping all depths once per round spreads a shared machine's changing load over them all.
     """
+    groups: dict[MemorySetting, list[MemorySetting]] = {}
+    for s in settings:
+        groups.setdefault(replace(s, variant=STACK_VARIANTS[0]), []).append(s)
     runs: dict[MemorySetting, list[MemoryMeasurement]] = {s: [] for s in settings}
-    bar = _progress([s for _ in range(rounds) for s in settings])
-    for s in bar:
+    bar = _progress([group for _ in range(rounds) for group in groups.values()])
+    for group in bar:
         if hasattr(bar, "set_postfix_str"):
-            bar.set_postfix_str(f"{s.variant} n_l={s.n_layers}")
-        runs[s].append(measure_memory(s, fresh_process=fresh_process))
+            bar.set_postfix_str(f"n_l={group[0].n_layers}")
+        seconds = measure_seconds(group, fresh_process=fresh_process)
+        for s in group:
+            m = measure_memory(s, fresh_process=fresh_process)
+            if isinstance(seconds, str):
+                m = replace(m, note=m.note or seconds)
+            elif m.saved_peak is not None:
+                m = replace(m, seconds=seconds[s.variant])
+            runs[s].append(m)
     return [_combine(s, measured) for s, measured in runs.items()]
 
 
@@ -435,8 +504,9 @@ def _memory_settings(args: argparse.Namespace) -> list[MemorySetting]:
 def _main_memory(args: argparse.Namespace) -> int:
     print(f"training step (forward+backward) of n_l layers, {args.attention} attention, L {args.length}, "
           f"batch {args.batch}, d_model {args.d_model}, d_ff {args.d_ff}, {args.heads} heads, "
-          f"chunk {args.chunk}, {args.hashes} hashes, {args.ff_chunks} FF chunks, median of {args.repeats} steps"
-          f" × {args.rounds} round(s) on {args.device}" + (f", {args.threads} threads" if args.threads else ""))
+          f"chunk {args.chunk}, {args.hashes} hashes, {args.ff_chunks} FF chunks; median of {args.repeats} steps,"
+          f" the variants taking turns, × {args.rounds} round(s) on {args.device}"
+          + (f", {args.threads} threads" if args.threads else ""))
     results = run_memory(_memory_settings(args), fresh_process=not args.in_process, rounds=args.rounds)
     print(format_memory_table(results))
     print("saved fwd→bwd: bytes autograd holds after the forward pass; saved peak: the most held at any "
@@ -502,9 +572,10 @@ def _parser() -> argparse.ArgumentParser:
     mem.add_argument("--ff-chunks", type=int, default=4,
                      help="feed-forward chunks of the reversible+chunked stack (default d_ff / d_model = 4)")
     mem.add_argument("--variants", nargs="+", default=list(STACK_VARIANTS), choices=STACK_VARIANTS)
-    mem.add_argument("--repeats", type=int, default=3, help="timed steps per measurement (median)")
+    mem.add_argument("--repeats", type=int, default=3,
+                     help="timed steps of each variant, the variants of one depth taking turns (median)")
     mem.add_argument("--rounds", type=int, default=1,
-                     help="sweep all settings this many times, interleaved; time = median over rounds")
+                     help="sweep all depths this many times, each in fresh processes; time = median over rounds")
     mem.add_argument("--device", default="cpu")
     mem.add_argument("--threads", type=int, help="torch threads in each measurement (default: torch's choice)")
     mem.add_argument("--in-process", action="store_true",

@@ -503,3 +503,15 @@ def test_full_module_memory_efficient_flag(shared_qk):
     )
     x = _rand(2, 10, 16)
     torch.testing.assert_close(chunked.double()(x), plain(x), atol=1e-10, rtol=0)
+
+
+def test_bfloat16_inputs_are_attended_in_float32_and_keep_their_dtype():
+    # The logits and softmax run in float32 (module docstring); the result and gradients come back in bfloat16.
+    qk, v = _rand(2, 64, 8, dtype=torch.float32), _rand(2, 64, 8, seed=1, dtype=torch.float32)
+    buckets = hash_vectors(qk, 8, 2, generator=_gen(0))
+    low_qk, low_v = qk.bfloat16().requires_grad_(), v.bfloat16().requires_grad_()
+    got = lsh_attention(low_qk, low_v, n_buckets=8, buckets=buckets, causal=True)
+    want = lsh_attention(low_qk.detach().float(), low_v.detach().float(), n_buckets=8, buckets=buckets, causal=True)
+    got.float().sum().backward()
+    assert got.dtype == low_qk.grad.dtype == low_v.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), want, atol=2e-2, rtol=0)  # one bfloat16 rounding of the output

@@ -23,9 +23,21 @@ TINY_FLAGS = ["--length", "128", "--d-model", "32", "--d-ff", "64", "--heads", "
 @pytest.mark.parametrize("variant", STACK_VARIANTS)
 def test_every_stack_variant_takes_a_measured_step(variant: str) -> None:
     out = bench.memory_step(MemorySetting(variant, n_layers=2, **TINY))
-    assert out["seconds"] > 0
     assert 0 < out["saved_after_forward"] <= out["saved_peak"]
     assert out["cuda_peak"] is None
+
+
+def test_variants_of_one_depth_are_timed_in_turn() -> None:
+    settings = [MemorySetting(v, n_layers=2, **TINY) for v in STACK_VARIANTS]
+    seconds = bench.paired_seconds(settings)
+    assert list(seconds) == list(STACK_VARIANTS) and all(t > 0 for t in seconds.values())
+
+
+def test_paired_timing_needs_one_depth_and_known_variants() -> None:
+    with pytest.raises(ValueError, match="all else must be equal"):
+        bench.paired_seconds([MemorySetting("ordinary", 1, **TINY), MemorySetting("reversible", 2, **TINY)])
+    with pytest.raises(ValueError, match="unknown stack variant"):
+        bench.paired_seconds([MemorySetting("ordinary", 1, **TINY), MemorySetting("checkpointed", 1, **TINY)])
 
 
 def test_reversible_stacks_keep_less_than_the_ordinary_one() -> None:
@@ -67,18 +79,29 @@ def test_table3_column_uses_the_matching_rows() -> None:
     assert bench.table3_bytes(s) == 12 * bench.table3_bytes(chunked)
 
 
-def test_rounds_are_interleaved_and_combined_by_median(monkeypatch: pytest.MonkeyPatch) -> None:
-    order, seconds = [], iter([1.0, 5.0, 3.0, 6.0, 2.0, 7.0])
+def test_rounds_sweep_the_depths_and_combine_times_by_median(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls, seconds = [], iter([{"ordinary": 1.0, "reversible": 5.0}, {"ordinary": 9.0, "reversible": 9.0},
+                               {"ordinary": 3.0, "reversible": 6.0}, {"ordinary": 9.0, "reversible": 9.0},
+                               {"ordinary": 2.0, "reversible": 7.0}, "child died"])
 
-    def fake(s: MemorySetting, fresh_process: bool = True) -> MemoryMeasurement:
-        order.append(s.variant)
-        return MemoryMeasurement(s, next(seconds), 10, 20, 30)
+    def fake_seconds(group, fresh_process: bool = True):
+        calls.append(("time", group[0].n_layers, tuple(s.variant for s in group)))
+        return next(seconds)
 
-    monkeypatch.setattr(bench, "measure_memory", fake)
-    settings = [MemorySetting("ordinary", 1), MemorySetting("reversible", 1)]
+    def fake_memory(s: MemorySetting, fresh_process: bool = True) -> MemoryMeasurement:
+        calls.append(("memory", s.n_layers, s.variant))
+        return MemoryMeasurement(s, None, 10, 20, 30)
+
+    monkeypatch.setattr(bench, "measure_seconds", fake_seconds)
+    monkeypatch.setattr(bench, "measure_memory", fake_memory)
+    settings = [MemorySetting(v, n) for n in (1, 2) for v in ("ordinary", "reversible")]
     results = bench.run_memory(settings, rounds=3)
-    assert order == ["ordinary", "reversible"] * 3
-    assert [m.seconds for m in results] == [2.0, 6.0]
+    one_round = [("time", 1, ("ordinary", "reversible")), ("memory", 1, "ordinary"), ("memory", 1, "reversible"),
+                 ("time", 2, ("ordinary", "reversible")), ("memory", 2, "ordinary"), ("memory", 2, "reversible")]
+    assert calls == one_round * 3
+    assert [m.seconds for m in results[:2]] == [2.0, 6.0]
+    assert [m.seconds for m in results[2:]] == [9.0, 9.0]  # the failed third round is left out of the median
+    assert all("1 round(s) failed" in m.note for m in results[2:])
 
 
 def test_ff_chunks_must_divide_the_length() -> None:
@@ -102,5 +125,6 @@ def test_tiny_run_prints_the_table_the_targets_and_writes_json(tmp_path: Path, c
 @pytest.mark.slow
 def test_measure_runs_in_a_fresh_process_and_reports_rss() -> None:
     m = bench.measure_memory(MemorySetting("reversible+chunked", 1, **TINY))
-    assert m.seconds and m.seconds > 0 and m.saved_peak and m.saved_peak > 0
-    assert m.peak_bytes is not None and m.note == ""
+    assert m.saved_peak and m.saved_peak > 0 and m.peak_bytes is not None and m.note == ""
+    seconds = bench.measure_seconds([MemorySetting(v, 1, **TINY) for v in ("ordinary", "reversible+chunked")])
+    assert set(seconds) == {"ordinary", "reversible+chunked"} and min(seconds.values()) > 0
