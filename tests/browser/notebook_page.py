@@ -394,6 +394,18 @@ class NotebookPage:
             time.sleep(0.2)
         return False
 
+    def _settle_after_change(self, widget, timeout_s: float) -> None:
+        """Wait until the kernel is idle and the output has stopped changing: the first change can be the
+        picture of an intermediate slider value, and a screenshot should show the last one."""
+        deadline = time.monotonic() + timeout_s
+        html = self._output_html(widget)
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            again = self._output_html(widget)
+            if again == html and self.snapshot().kernel_state == "idle":
+                return
+            html = again
+
     def _move_slider(self, handle, key: str, times: int) -> bool:
         """Press `key` on the focused handle; True if the slider's value moved (aria-valuenow)."""
         before = handle.get_attribute("aria-valuenow")
@@ -427,6 +439,7 @@ class NotebookPage:
                 moved = self._move_slider(handle, key, times)
                 tried.append(f"{key} x{times}" + ("" if moved else " (slider did not move)"))
                 if moved and self._wait_output_change(widget, before, timeout_s):
+                    self._settle_after_change(widget, timeout_s)
                     return f"{label}: slider {key} x{times} changed the output"
             raise self.widget_fail(
                 f"{label}: moving its first slider did not change .rl-widget-output within "
@@ -441,6 +454,7 @@ class NotebookPage:
                 raise self.fail(f"{label}: its first dropdown has a single option; nothing to change")
             select.select_option(others[0])
             if self._wait_output_change(widget, before, timeout_s):
+                self._settle_after_change(widget, timeout_s)
                 return f"{label}: dropdown -> {others[0]!r} changed the output"
             raise self.widget_fail(
                 f"{label}: choosing {others[0]!r} in its first dropdown did not change .rl-widget-output "
