@@ -306,6 +306,8 @@ def paired_seconds(settings: Sequence[MemorySetting]) -> dict[str, float]:
     step in turn for ``repeats`` rounds, and whatever changes the machine's speed meanwhile (other
     work, clocks, the allocator settling) falls on all of them alike. Each variant's time is its median.
     """
+    if not settings:
+        raise ValueError("paired_seconds needs at least one setting to time")
     first = settings[0]
     for s in settings:
         _check_variant(s.variant)

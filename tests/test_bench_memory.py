@@ -38,6 +38,8 @@ def test_paired_timing_needs_one_depth_and_known_variants() -> None:
         bench.paired_seconds([MemorySetting("ordinary", 1, **TINY), MemorySetting("reversible", 2, **TINY)])
     with pytest.raises(ValueError, match="unknown stack variant"):
         bench.paired_seconds([MemorySetting("ordinary", 1, **TINY), MemorySetting("checkpointed", 1, **TINY)])
+    with pytest.raises(ValueError, match="at least one setting"):
+        bench.paired_seconds([])
 
 
 def test_reversible_stacks_keep_less_than_the_ordinary_one() -> None:
