@@ -47,6 +47,31 @@ class _Mistake:
     hint: str
 
 
+def _require_callable(exercise: str, fn: Any) -> None:
+    if not callable(fn):
+        raise TypeError(f"{exercise}: pass your function itself (no parentheses), got {type(fn).__name__}")
+
+
+@dataclass(frozen=True)
+class _Raised:
+    """The reader's function raised instead of answering; ``result`` says so."""
+
+    result: CheckResult
+
+
+def _answer(exercise: str, shown: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, or a :class:`_Raised` when the reader's code raised (``shown`` describes the arguments).
+
+    ``NotImplementedError`` is the untouched template: the check then reads TODO, not FAIL.
+    """
+    try:
+        return fn(*args)
+    except NotImplementedError:
+        return _Raised(CheckResult(exercise, False, "not attempted yet: replace `raise NotImplementedError`.", False))
+    except Exception as error:  # the reader's code may raise anything; report it, don't crash the lesson
+        return _Raised(CheckResult(exercise, False, f"calling it with {shown} raised {type(error).__name__}: {error}"))
+
+
 def _close(got: Any, want: float, rel: float) -> bool:
     try:
         return math.isclose(float(got), float(want), rel_tol=rel, abs_tol=0.0)
@@ -61,16 +86,12 @@ def _grade(
     mistakes: Sequence[_Mistake] = (),
     rel: float = 1e-9,
 ) -> CheckResult:
-    if not callable(fn):
-        raise TypeError(f"{exercise}: pass your function itself (no parentheses), got {type(fn).__name__}")
+    _require_callable(exercise, fn)
     for args, want in cases:
         shown = ", ".join(repr(a) for a in args)
-        try:
-            got = fn(*args)
-        except NotImplementedError:
-            return CheckResult(exercise, False, "not attempted yet: replace `raise NotImplementedError`.", False)
-        except Exception as error:  # the reader's code may raise anything; report it, don't crash the lesson
-            return CheckResult(exercise, False, f"calling it with ({shown}) raised {type(error).__name__}: {error}")
+        got = _answer(exercise, f"({shown})", fn, *args)
+        if isinstance(got, _Raised):
+            return got.result
         if _close(got, want, rel):
             continue
         for mistake in mistakes:
@@ -186,15 +207,11 @@ def _grade_buckets(
     mistakes: Sequence[_Mistake] = (),
 ) -> CheckResult:
     """Like :func:`_grade`, for answers that are tensors of bucket ids (compared exactly, shape included)."""
-    if not callable(fn):
-        raise TypeError(f"{exercise}: pass your function itself (no parentheses), got {type(fn).__name__}")
+    _require_callable(exercise, fn)
     for args, want, shown in cases:
-        try:
-            got = fn(*(a.clone() for a in args))
-        except NotImplementedError:
-            return CheckResult(exercise, False, "not attempted yet: replace `raise NotImplementedError`.", False)
-        except Exception as error:  # the reader's code may raise anything; report it, don't crash the lesson
-            return CheckResult(exercise, False, f"calling it with {shown} raised {type(error).__name__}: {error}")
+        got = _answer(exercise, shown, fn, *(a.clone() for a in args))
+        if isinstance(got, _Raised):
+            return got.result
         if _same_buckets(got, want):
             continue
         for mistake in mistakes:
@@ -370,15 +387,11 @@ def _grade_tensors(
     """Like :func:`_grade` for tensor answers: floats within ``atol``, integers and booleans exactly."""
     import torch
 
-    if not callable(fn):
-        raise TypeError(f"{exercise}: pass your function itself (no parentheses), got {type(fn).__name__}")
+    _require_callable(exercise, fn)
     for args, want, shown in cases:
-        try:
-            got = fn(*(a.clone() if isinstance(a, torch.Tensor) else a for a in args))
-        except NotImplementedError:
-            return CheckResult(exercise, False, "not attempted yet: replace `raise NotImplementedError`.", False)
-        except Exception as error:  # the reader's code may raise anything; report it, don't crash the lesson
-            return CheckResult(exercise, False, f"calling it with {shown} raised {type(error).__name__}: {error}")
+        got = _answer(exercise, shown, fn, *(a.clone() if isinstance(a, torch.Tensor) else a for a in args))
+        if isinstance(got, _Raised):
+            return got.result
         if _same_tensor(got, want, atol):
             continue
         difference = _tensor_difference(got, want, what, atol)
@@ -619,16 +632,12 @@ def _l02_grade_tensor(
     ``mistakes`` are recognised by exact equality with their wrong answer; ``diagnose(*args, got)``
     may then name what is wrong from the answer itself (e.g. "ties are not broken by position").
     """
-    if not callable(fn):
-        raise TypeError(f"{exercise}: pass your function itself (no parentheses), got {type(fn).__name__}")
+    _require_callable(exercise, fn)
     for args, want in cases:
         shown = ", ".join(_l02_show(a) for a in args)
-        try:
-            got = fn(*[a.clone() if hasattr(a, "clone") else a for a in args])
-        except NotImplementedError:
-            return CheckResult(exercise, False, "not attempted yet: replace `raise NotImplementedError`.", False)
-        except Exception as error:  # the reader's code may raise anything; report it, don't crash the lesson
-            return CheckResult(exercise, False, f"calling it with ({shown}) raised {type(error).__name__}: {error}")
+        got = _answer(exercise, f"({shown})", fn, *[a.clone() if hasattr(a, "clone") else a for a in args])
+        if isinstance(got, _Raised):
+            return got.result
         tensor = _l02_as_tensor(got, want)
         if tensor is None:
             kind = "a bool mask" if str(want.dtype) == "torch.bool" else "a tensor of integer indices"
@@ -871,19 +880,15 @@ def check_chunked_ff(fn: Callable[[Callable[[Any], Any], Any, int], Any]) -> Che
     import torch
 
     exercise = "Exercise 1 (chunked_ff)"
-    if not callable(fn):
-        raise TypeError(f"{exercise}: pass your function itself (no parentheses), got {type(fn).__name__}")
+    _require_callable(exercise, fn)
     for batch, length, width, n_chunks in _l05_ff_cases():
         x = torch.randn(batch, length, width, generator=torch.Generator().manual_seed(length), dtype=torch.float64)
         ff = _l05_Recorder(width, seed=width)
         want = (x @ ff.w).tanh()
         shown = f"(x of shape {list(x.shape)}, n_chunks={n_chunks})"
-        try:
-            got = fn(ff, x.clone(), n_chunks)
-        except NotImplementedError:
-            return CheckResult(exercise, False, "not attempted yet: replace `raise NotImplementedError`.", False)
-        except Exception as error:  # the reader's code may raise anything; report it, don't crash the lesson
-            return CheckResult(exercise, False, f"calling it with {shown} raised {type(error).__name__}: {error}")
+        got = _answer(exercise, shown, fn, ff, x.clone(), n_chunks)
+        if isinstance(got, _Raised):
+            return got.result
         message = _l05_ff_problem(got, want, ff.seen, length, n_chunks)
         if message:
             return CheckResult(exercise, False, f"for {shown}: {message}")
@@ -1009,8 +1014,7 @@ def check_invert_block(fn: Callable[[Any, Any, Any, Any], Any]) -> CheckResult:
     The block computed y1 = x1 + f(x2), y2 = x2 + g(y1) (eq. 7); answers must match to 1e-10 (float64).
     """
     exercise = "Exercise 1 (invert_block)"
-    if not callable(fn):
-        raise TypeError(f"{exercise}: pass your function itself (no parentheses), got {type(fn).__name__}")
+    _require_callable(exercise, fn)
     mistakes = [
         (lambda f, g, y1, y2: (_l04_invert(f, g, y1, y2)[1], _l04_invert(f, g, y1, y2)[0]),
          "return (x1, x2) in that order."),
@@ -1023,12 +1027,9 @@ def check_invert_block(fn: Callable[[Any, Any, Any, Any], Any]) -> CheckResult:
     ]
     for args, want in _l04_invert_cases():
         shown = f"y1 of shape {list(args[2].shape)}"
-        try:
-            got = fn(*args)
-        except NotImplementedError:
-            return CheckResult(exercise, False, "not attempted yet: replace `raise NotImplementedError`.", False)
-        except Exception as error:  # the reader's code may raise anything; report it, don't crash the lesson
-            return CheckResult(exercise, False, f"with {shown} it raised {type(error).__name__}: {error}")
+        got = _answer(exercise, shown, fn, *args)
+        if isinstance(got, _Raised):
+            return got.result
         if _l04_pair_close(got, want):
             continue
         for wrong, hint in mistakes:
@@ -1133,16 +1134,12 @@ def check_memory_switch(fn: Callable[[str], str]) -> CheckResult:
     from reformer_lab.model import ReformerConfig
 
     exercise = "Exercise 2 (memory_switch)"
-    if not callable(fn):
-        raise TypeError(f"{exercise}: pass your function itself (no parentheses), got {type(fn).__name__}")
+    _require_callable(exercise, fn)
     names = {f.name for f in fields(ReformerConfig)}
     for term, want in _L06_SWITCHES.items():
-        try:
-            got = fn(term)
-        except NotImplementedError:
-            return CheckResult(exercise, False, "not attempted yet: replace `raise NotImplementedError`.", False)
-        except Exception as error:  # the reader's code may raise anything; report it, don't crash the lesson
-            return CheckResult(exercise, False, f"calling it with {term!r} raised {type(error).__name__}: {error}")
+        got = _answer(exercise, f"{term!r}", fn, term)
+        if isinstance(got, _Raised):
+            return got.result
         if got == want:
             continue
         if not isinstance(got, str) or got not in names:
@@ -1177,8 +1174,7 @@ def check_second_copy_mask(fn: Callable[[int], Any]) -> CheckResult:
     import torch
 
     exercise = "Exercise 1 (second_copy_mask)"
-    if not callable(fn):
-        raise TypeError(f"{exercise}: pass your function itself (no parentheses), got {type(fn).__name__}")
+    _require_callable(exercise, fn)
     mistakes = [
         (lambda n: _l07_mask(n, n + 2, 2 * n + 2),
          "you marked where the second w *sits*; the mask marks the positions whose *target* (the next token) is in "
@@ -1192,12 +1188,9 @@ def check_second_copy_mask(fn: Callable[[int], Any]) -> CheckResult:
     ]
     for w_len in (1, 3, 7, 63):
         want = _l07_mask(w_len, w_len + 1, 2 * w_len + 1)
-        try:
-            got = fn(w_len)
-        except NotImplementedError:
-            return CheckResult(exercise, False, "not attempted yet: replace `raise NotImplementedError`.", False)
-        except Exception as error:  # the reader's code may raise anything; report it, don't crash the lesson
-            return CheckResult(exercise, False, f"calling it with w_len={w_len} raised {type(error).__name__}: {error}")
+        got = _answer(exercise, f"w_len={w_len}", fn, w_len)
+        if isinstance(got, _Raised):
+            return got.result
         tensor = _as_answer_tensor(got, want)
         if tensor is None or tensor.shape != want.shape:
             shape = "?" if tensor is None else list(tensor.shape)
@@ -1269,18 +1262,14 @@ def check_masked_accuracy(fn: Callable[[Any, Any, Any], float]) -> CheckResult:
                  "return a fraction (hits / masked positions), not the number of hits."),
     ]
     exercise = "Exercise 3 (masked_accuracy)"
-    if not callable(fn):
-        raise TypeError(f"{exercise}: pass your function itself (no parentheses), got {type(fn).__name__}")
+    _require_callable(exercise, fn)
     cases = _l07_accuracy_cases()
     for logits, targets, mask in cases:
         shown = f"logits of shape {list(logits.shape)}, {int(mask.sum())} masked positions"
         want = pooled(logits, targets, mask)
-        try:
-            got = fn(logits, targets, mask)
-        except NotImplementedError:
-            return CheckResult(exercise, False, "not attempted yet: replace `raise NotImplementedError`.", False)
-        except Exception as error:  # the reader's code may raise anything; report it, don't crash the lesson
-            return CheckResult(exercise, False, f"with {shown} it raised {type(error).__name__}: {error}")
+        got = _answer(exercise, shown, fn, logits, targets, mask)
+        if isinstance(got, _Raised):
+            return got.result
         if _close(got, want, 1e-6):
             continue
         for mistake in mistakes:

@@ -49,3 +49,19 @@ def test_an_untouched_stub_is_todo_not_a_failure(check_name: str) -> None:
     result = getattr(exercises, check_name)(stub)
     assert not result.passed and not result.attempted
     assert str(result).startswith("[TODO]")
+
+
+@pytest.mark.parametrize("check_name", CHECKS)
+def test_an_answer_that_raises_fails_and_names_the_error(check_name: str) -> None:
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("reader's bug")
+
+    result = getattr(exercises, check_name)(broken)
+    assert not result.passed and result.attempted
+    assert "raised ZeroDivisionError: reader's bug" in str(result)
+
+
+@pytest.mark.parametrize("check_name", CHECKS)
+def test_passing_a_result_instead_of_the_function_is_a_type_error(check_name: str) -> None:
+    with pytest.raises(TypeError, match="pass your function itself"):
+        getattr(exercises, check_name)(42)
