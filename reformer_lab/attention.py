@@ -320,16 +320,15 @@ class _Windows:
     def mask_(self, logits: Tensor) -> None:
         """Apply eqs. 3–5, 11 and 16 and Appendix A's −log N_ij to ``logits`` in place."""
         n_chunks, chunk = self.q_pos.shape[2:]
+        k_pos = _look_back(self.q_pos)
         if n_chunks > 1:
             logits[:, :, 0, :, :chunk] = MASK_VALUE  # a round's first chunk looks back at nothing
         logits[..., -chunk:].diagonal(dim1=-2, dim2=-1).sub_(SELF_PENALTY)  # each position's own key
         if self.dedup and self.q_pos.shape[1] > 1:
-            counts = _visit_counts(self.q_pos, _look_back(self.q_pos), self.chunk_ids, self.buckets,
-                                   self.attend_across_buckets)
+            counts = _visit_counts(self.q_pos, k_pos, self.chunk_ids, self.buckets, self.attend_across_buckets)
             logits.sub_(counts.to(logits.dtype).log_())
         invalid = None
         if self.causal:
-            k_pos = _look_back(self.q_pos)
             invalid = k_pos.unsqueeze(-2) > self.q_pos.unsqueeze(-1)
         if not self.attend_across_buckets:
             q_bucket = self.buckets.gather(-1, self.q_pos.flatten(2)).view_as(self.q_pos)
