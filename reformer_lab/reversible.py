@@ -29,7 +29,7 @@ What the recomputation must replay exactly (``design.md``):
 
 Everything the custom ``autograd.Function`` keeps for the backward pass goes through
 ``ctx.save_for_backward`` (the last outputs, the seeds, the buckets compacted to the smallest integer
-type), so :func:`reformer_lab.memory.saved_tensor_bytes` sees all of it; the buckets are the one
+type), so :func:`reformer_lab.measure.memory.saved_tensor_bytes` sees all of it; the buckets are the one
 per-layer item left (``B·n_heads·n_hashes·L`` bytes a layer, against ``2·B·L·d_model`` floats for the
 outputs).
 
@@ -48,7 +48,7 @@ from torch import Tensor, nn
 
 from reformer_lab.attention import FullSelfAttention, LSHSelfAttention
 from reformer_lab.feedforward import FeedForward, _chunk_length, _positive_int, chunked
-from reformer_lab.memory import saved_tensor_bytes
+from reformer_lab.measure.memory import saved_tensor_bytes
 
 __all__ = [
     "STACK_VARIANTS",
@@ -466,7 +466,7 @@ def reconstruction_errors(
 
 @dataclass(frozen=True)
 class StepMemory:
-    """Memory of one training step of a stack, measured with :func:`reformer_lab.memory.saved_tensor_bytes`.
+    """Memory of one training step of a stack, measured with :func:`reformer_lab.measure.memory.saved_tensor_bytes`.
 
     Attributes:
         saved_after_forward: bytes autograd holds between the forward and the backward pass (what
@@ -513,7 +513,7 @@ def step_memory(stack: ReversibleSequence, x: Tensor, variant: str) -> StepMemor
         step = saved_tensor_bytes(training_step, stack, x, grad, reversible, ignore=stack)
         cuda = None
         if x.device.type == "cuda":
-            from reformer_lab.memory import peak_cuda_bytes
+            from reformer_lab.measure.memory import peak_cuda_bytes
 
             cuda = peak_cuda_bytes(training_step, stack, x, grad, reversible).delta_bytes
         stack.zero_grad(set_to_none=True)

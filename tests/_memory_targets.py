@@ -1,4 +1,4 @@
-"""Module-level callables for the subprocess tests of :func:`reformer_lab.memory.peak_rss_bytes`.
+"""Module-level callables for the subprocess tests of :func:`reformer_lab.measure.memory.peak_rss_bytes`.
 
 A spawned child imports this module by name, so these must stay at module level.
 """

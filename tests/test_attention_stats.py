@@ -1,4 +1,4 @@
-"""Lesson 03's claims about LSH attention (paper §2, Appendix A, Table 1), via reformer_lab.attention_stats.
+"""Lesson 03's claims about LSH attention (paper §2, Appendix A, Table 1), via reformer_lab.measure.attention_stats.
 
 Invariants already covered by tests/test_attention.py (set/multiset semantics against a brute-force
 reference, one chunk per round equals full attention, zero weight on later keys, causal position 0
@@ -14,10 +14,10 @@ from collections import Counter
 import pytest
 import torch
 
-from reformer_lab import attention_stats as st
-from reformer_lab import complexity
 from reformer_lab.attention import SELF_PENALTY, full_attention, lsh_attention, sort_by_bucket, unit_keys
 from reformer_lab.hashing import hash_vectors, random_rotations
+from reformer_lab.measure import attention_stats as st
+from reformer_lab.measure import complexity
 
 F64 = torch.float64
 

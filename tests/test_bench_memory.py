@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from reformer_lab import bench
 from reformer_lab.bench import MemoryMeasurement, MemorySetting
-from reformer_lab.complexity import model_complexity
+from reformer_lab.measure import bench
+from reformer_lab.measure.complexity import model_complexity
 from reformer_lab.reversible import STACK_VARIANTS
 
 TINY = {"length": 128, "d_model": 32, "d_ff": 64, "n_heads": 2, "chunk_size": 32, "ff_chunks": 4, "repeats": 1,

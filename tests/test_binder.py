@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from reformer_lab.binder import binder_url
+from reformer_lab.lessons.binder import binder_url
 
 
 @pytest.mark.parametrize(

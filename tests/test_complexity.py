@@ -1,4 +1,4 @@
-"""The paper's formulas (§1 back-of-envelope, Table 1, Table 3) in reformer_lab.complexity.
+"""The paper's formulas (§1 back-of-envelope, Table 1, Table 3) in reformer_lab.measure.complexity.
 
 All sizes below are powers of two or small integers, so every float is exact: equality is exact.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reformer_lab import complexity as cx
+from reformer_lab.measure import complexity as cx
 
 GiB = 2**30
 

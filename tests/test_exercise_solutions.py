@@ -1,7 +1,7 @@
 """Every graded check has a worked solution that passes it, and every check reports an untouched stub as TODO.
 
-Convention: ``reformer_lab.exercises.check_F`` grades the reader's ``F``, whose solution is
-``reformer_lab.solutions.lessonNN.F``. The lesson test files test each check's hints.
+Convention: ``reformer_lab.lessons.exercises.check_F`` grades the reader's ``F``, whose solution is
+``reformer_lab.lessons.solutions.lessonNN.F``. The lesson test files test each check's hints.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pkgutil
 
 import pytest
 
-from reformer_lab import exercises, solutions
+from reformer_lab.lessons import exercises, solutions
 
 
 def _solutions() -> dict[str, object]:

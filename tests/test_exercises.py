@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reformer_lab import exercises
-from reformer_lab.solutions import lesson00
+from reformer_lab.lessons import exercises
+from reformer_lab.lessons.solutions import l00
 
 
 @pytest.mark.parametrize(
     "check, solution",
     [
-        (exercises.check_qk_bytes, lesson00.qk_bytes),
-        (exercises.check_feedforward_bytes, lesson00.feedforward_bytes),
-        (exercises.check_fit_exponent, lesson00.fit_exponent),
+        (exercises.check_qk_bytes, l00.qk_bytes),
+        (exercises.check_feedforward_bytes, l00.feedforward_bytes),
+        (exercises.check_fit_exponent, l00.fit_exponent),
     ],
 )
 def test_solutions_pass_their_checks(check, solution) -> None:

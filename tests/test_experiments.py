@@ -91,7 +91,7 @@ def test_two_process_data_parallel_matches_one_process(tmp_path: Path) -> None:
     Tolerance: relative 1e-5 on every step's loss (fp32; only the order of the gradient sums differs; measured 1e-7).
     """
     env = {**os.environ, "OMP_NUM_THREADS": "1", "REFORMER_LAB_PROGRESS": "0"}
-    common = ["-m", "reformer_lab.experiments", "duplication", "--setting", "lsh-2", "--scale", "tiny",
+    common = ["-m", "reformer_lab.measure.experiments", "duplication", "--setting", "lsh-2", "--scale", "tiny",
               "--steps", "4", "--batch-size", "8"]
     assert main([*common[2:], "--out", str(tmp_path / "one.json"), "--no-progress"]) == 0
     single = json.loads((tmp_path / "one.json").read_text())

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reformer_lab.feedforward import ChunkedFeedForward, FeedForward, chunk_divisors, chunked, chunked_cross_entropy
-from reformer_lab.memory import saved_tensor_bytes
+from reformer_lab.measure.memory import saved_tensor_bytes
 
 B, L, D, D_FF = 2, 24, 8, 32
 

@@ -1,4 +1,4 @@
-"""Memory measurement in reformer_lab.memory: saved tensors (exact), CUDA peaks, a fresh process's RSS."""
+"""Memory measurement in reformer_lab.measure.memory: saved tensors (exact), CUDA peaks, a fresh process's RSS."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from _memory_targets import allocate_and_touch, raise_value_error
 from torch import nn
 
-from reformer_lab.memory import (
+from reformer_lab.measure.memory import (
     PeakMemory,
     SavedGroup,
     format_bytes,

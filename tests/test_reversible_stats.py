@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from reformer_lab import reversible_stats as rs
+from reformer_lab.measure import reversible_stats as rs
 from reformer_lab.reversible import STACK_VARIANTS
 
 SMALL = rs.StackConfig(length=64, d_model=16, d_ff=128, ff_chunks=4, attention="lsh", chunk_size=16)
@@ -124,6 +124,6 @@ def test_table3_is_below_the_measurement_for_full_attention_and_far_above_it_for
 def test_default_results_dir_is_found_from_the_repo_root_and_from_notebooks(monkeypatch) -> None:
     from pathlib import Path
 
-    repo = Path(rs.__file__).resolve().parents[1]
+    repo = Path(rs.__file__).resolve().parents[2]
     monkeypatch.chdir(repo / "notebooks")
     assert rs.default_results_dir() == repo / "results"

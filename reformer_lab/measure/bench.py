@@ -1,0 +1,649 @@
+"""Benchmarks: measured side by side, in one run, printed as tables with ratios.
+
+``python -m reformer_lab.bench attention`` times forward+backward of causal attention at growing
+sequence length with the number of tokens per step held fixed (paper §5, Figure 5 right), and
+measures each configuration's peak memory. Every configuration runs in its own fresh process
+(:func:`reformer_lab.measure.memory.peak_rss_bytes`), so one measurement's memory cannot leak into the next;
+attention timings are the fastest of ``--repeats`` steps after one warm-up step (on a shared machine
+the fastest step is the least disturbed one).
+
+On a CPU the memory figure is the growth of the process's peak resident set during the steps; on
+CUDA (``--device cuda``) it is the peak allocated by PyTorch.
+
+``python -m reformer_lab.bench memory`` times a training step (forward + backward) of a stack of
+n_l Reformer layers run three ways, ordinary autograd, reversible, and reversible with a chunked
+feed-forward (paper §3, Table 3), and counts the bytes autograd saves for the backward pass
+(:func:`reformer_lab.reversible.step_memory`), one fresh process per setting. The three ways run the
+same blocks and weights, so their step times are taken in one fresh process per depth, the variants
+taking turns: the time ratios then compare steps taken side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from reformer_lab.measure.complexity import model_complexity
+from reformer_lab.measure.memory import format_bytes, peak_rss_bytes
+from reformer_lab.reversible import (
+    STACK_VARIANTS,
+    ReversibleSequence,
+    reversible_stack,
+    step_memory,
+    training_step,
+)
+
+ATTENTION_VARIANTS = ("lsh-1", "lsh-2", "lsh-4", "lsh-8", "full", "memory-efficient", "sdpa")
+PEER_VARIANTS = ("ours-module", "reformer-pytorch", "hf-transformers")
+
+
+@dataclass(frozen=True)
+class AttentionSetting:
+    """One benchmark point: a variant at one length, with the batch that keeps tokens per step fixed."""
+
+    variant: str
+    length: int
+    batch: int
+    d_model: int = 256
+    n_heads: int = 4
+    chunk_size: int = 64
+    repeats: int = 3
+    device: str = "cpu"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Measurement:
+    setting: AttentionSetting
+    seconds: float | None
+    peak_bytes: int | None
+    note: str = ""
+
+
+def _inputs(s: AttentionSetting) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(s.seed)
+    shape = (s.batch, s.n_heads, s.length, s.d_model // s.n_heads)
+    qk, v = (torch.randn(shape, generator=generator).to(s.device).requires_grad_() for _ in range(2))
+    return qk, v
+
+
+def _functional_step(s: AttentionSetting) -> Callable[[], torch.Tensor]:
+    from reformer_lab.attention import full_attention, lsh_attention, memory_efficient_attention, unit_keys
+
+    qk, v = _inputs(s)
+    if s.variant.startswith("lsh-"):
+        n_hashes, n_buckets = int(s.variant.split("-")[1]), 2 * s.length // s.chunk_size
+        generator = torch.Generator(device=s.device).manual_seed(s.seed)
+        return lambda: lsh_attention(
+            qk, v, n_buckets=n_buckets, n_hashes=n_hashes, chunk_size=s.chunk_size, causal=True, generator=generator
+        )
+    if s.variant == "full":
+        return lambda: full_attention(qk, v, causal=True)
+    if s.variant == "memory-efficient":
+        return lambda: memory_efficient_attention(qk, v, causal=True, query_chunk_size=128)
+    if s.variant == "sdpa":
+        return lambda: F.scaled_dot_product_attention(qk, unit_keys(qk), v, is_causal=True, scale=1.0)
+    raise ValueError(f"unknown attention variant {s.variant!r}; choose from {ATTENTION_VARIANTS + PEER_VARIANTS}")
+
+
+def _peer_step(s: AttentionSetting) -> Callable[[], torch.Tensor]:
+    """Whole multi-head LSH self-attention modules (projections included), ours and the peers'."""
+    torch.manual_seed(s.seed)
+    x = torch.randn(s.batch, s.length, s.d_model, generator=torch.Generator().manual_seed(s.seed)).to(s.device)
+    x.requires_grad_()
+    if s.variant == "ours-module":
+        from reformer_lab.attention import LSHSelfAttention
+
+        module = LSHSelfAttention(s.d_model, s.n_heads, chunk_size=s.chunk_size, n_hashes=2, causal=True, seed=s.seed)
+        return lambda: module.to(s.device)(x)
+    if s.variant == "reformer-pytorch":
+        from reformer_pytorch import LSHSelfAttention as PeerLSH
+
+        module = PeerLSH(dim=s.d_model, heads=s.n_heads, bucket_size=s.chunk_size, n_hashes=2, causal=True)
+        return lambda: module.to(s.device)(x)
+    if s.variant == "hf-transformers":
+        from transformers import ReformerConfig
+        from transformers.models.reformer.modeling_reformer import LSHSelfAttention as HFLSH
+
+        config = ReformerConfig(
+            hidden_size=s.d_model, num_attention_heads=s.n_heads, attention_head_size=s.d_model // s.n_heads,
+            lsh_attn_chunk_length=s.chunk_size, num_hashes=2, num_buckets=2 * s.length // s.chunk_size,
+            lsh_num_chunks_before=1, lsh_num_chunks_after=0, is_decoder=True, hash_seed=s.seed,
+            lsh_attention_probs_dropout_prob=0.0,
+        )
+        module = HFLSH(config).to(s.device)
+        return lambda: module(x)[0]
+    raise ValueError(f"unknown peer variant {s.variant!r}; choose from {PEER_VARIANTS}")
+
+
+def time_step(s: AttentionSetting) -> float:
+    """Fastest seconds of one forward+backward step of ``s`` over its repeats (run in the measuring child)."""
+    if s.variant not in ATTENTION_VARIANTS + PEER_VARIANTS:
+        raise ValueError(f"unknown attention variant {s.variant!r}; choose from {ATTENTION_VARIANTS + PEER_VARIANTS}")
+    step = _peer_step(s) if s.variant in PEER_VARIANTS else _functional_step(s)
+
+    def once() -> float:
+        start = time.perf_counter()
+        step().float().square().mean().backward()
+        if s.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    once()  # warm-up: allocator, thread pools, first-call dispatch
+    return min(once() for _ in range(s.repeats))
+
+
+def _time_on_cuda(s: AttentionSetting) -> tuple[float, int]:
+    from reformer_lab.measure.memory import peak_cuda_bytes
+
+    peak = peak_cuda_bytes(time_step, s)
+    return peak.output, peak.delta_bytes
+
+
+def measure(s: AttentionSetting, timeout: float = 900.0) -> Measurement:
+    """Time and peak memory of one setting in a fresh process; failures become a note, not a crash."""
+    try:
+        if s.device.startswith("cuda"):
+            seconds, peak = _time_on_cuda(s)
+            return Measurement(s, seconds, peak)
+        result = peak_rss_bytes(time_step, s, timeout=timeout)
+        return Measurement(s, result.output, result.delta_bytes)
+    except (RuntimeError, TimeoutError, ImportError) as error:
+        return Measurement(s, None, None, note=str(error).splitlines()[0][:160])
+
+
+def _settings(args: argparse.Namespace, variants: Sequence[str]) -> list[AttentionSetting]:
+    settings = []
+    for length in args.lengths:
+        if args.tokens % length:
+            raise SystemExit(f"--tokens {args.tokens} must be a multiple of every length (got {length})")
+        if length % args.chunk:
+            raise SystemExit(f"length {length} must be a multiple of --chunk {args.chunk}")
+        for variant in variants:
+            settings.append(AttentionSetting(variant, length, args.tokens // length, args.d_model, args.heads,
+                                             args.chunk, args.repeats, args.device))
+    return settings
+
+
+def _skip_reason(s: AttentionSetting, full_cap: int) -> str:
+    if s.variant == "full" and s.length > full_cap:
+        l_by_l = s.batch * s.n_heads * s.length**2 * 4
+        return f"skipped: one L×L fp32 tensor is {format_bytes(l_by_l)} (raise --full-cap to run it)"
+    return ""
+
+
+def _progress(items: Sequence[Any]):
+    try:
+        from tqdm.auto import tqdm
+
+        return tqdm(items, desc="measuring", unit="setting", file=sys.stderr)
+    except ImportError:
+        return items
+
+
+def run(settings: Sequence[AttentionSetting], full_cap: int) -> list[Measurement]:
+    results = []
+    bar = _progress(settings)
+    for s in bar:
+        if hasattr(bar, "set_postfix_str"):
+            bar.set_postfix_str(f"{s.variant} L={s.length}")
+        reason = _skip_reason(s, full_cap)
+        results.append(Measurement(s, None, None, reason) if reason else measure(s))
+    return results
+
+
+def format_table(results: Sequence[Measurement], reference: str) -> str:
+    """One row per (length, variant): seconds, peak memory, and both as ratios to ``reference``."""
+    ref = {m.setting.length: m for m in results if m.setting.variant == reference}
+    lines = [f"{'L/batch':>12s} {'variant':>17s} {'s/step':>9s} {'peak':>10s} {'time ÷ ' + reference:>14s}"
+             f" {'mem ÷ ' + reference:>13s}"]
+    for m in results:
+        s, r = m.setting, ref.get(m.setting.length)
+        if m.seconds is None:
+            lines.append(f"{s.length:>6d}/{s.batch:<5d} {s.variant:>17s}  {m.note}")
+            continue
+        t_ratio = f"{m.seconds / r.seconds:.2f}×" if r and r.seconds else "–"
+        m_ratio = f"{m.peak_bytes / r.peak_bytes:.2f}×" if r and r.peak_bytes else "–"
+        lines.append(f"{s.length:>6d}/{s.batch:<5d} {s.variant:>17s} {m.seconds:9.3f} "
+                     f"{format_bytes(m.peak_bytes):>10s} {t_ratio:>14s} {m_ratio:>13s}")
+    return "\n".join(lines)
+
+
+def _get(results: Sequence[Measurement], variant: str, length: int) -> Measurement | None:
+    return next((m for m in results if m.setting.variant == variant and m.setting.length == length), None)
+
+
+def attention_targets(results: Sequence[Measurement], at: int = 8192) -> list[tuple[str, bool | None, str]]:
+    """The issue's targets for LSH-2, each (claim, met?, evidence); None when not measured."""
+    lsh, sdpa, full = _get(results, "lsh-2", at), _get(results, "sdpa", at), _get(results, "full", at)
+    targets = []
+    if lsh and sdpa and lsh.seconds and sdpa.seconds:
+        ratio = sdpa.seconds / lsh.seconds
+        targets.append((f"L={at}: LSH-2 faster than sdpa (fwd+bwd)", ratio > 1, f"sdpa/LSH-2 time = {ratio:.2f}×"))
+    if lsh and full and lsh.peak_bytes and full.peak_bytes:
+        ratio = full.peak_bytes / lsh.peak_bytes
+        targets.append((f"L={at}: LSH-2 peak memory ≥5× below full", ratio >= 5, f"full/LSH-2 peak = {ratio:.1f}×"))
+    times = [m.seconds for m in results if m.setting.variant == "lsh-2" and m.seconds]
+    if len(times) >= 2:
+        spread = max(times) / min(times)
+        targets.append(("LSH-2 time per step flat within 1.5× across L", spread <= 1.5, f"max/min = {spread:.2f}×"))
+    return targets
+
+
+# --------------------------------------------------------------------------------------------------
+# memory: ordinary vs reversible vs reversible + chunked feed-forward stacks (paper §3, Table 3)
+
+
+@dataclass(frozen=True)
+class MemorySetting:
+    """One point of the memory benchmark: a stack variant at one depth (defaults: the issue's setting)."""
+
+    variant: str
+    n_layers: int
+    length: int = 4096
+    batch: int = 1
+    d_model: int = 256
+    d_ff: int = 1024
+    n_heads: int = 4
+    attention: str = "lsh"
+    chunk_size: int = 64
+    n_hashes: int = 2
+    ff_chunks: int = 4  # d_ff / d_model: the widest FF activation then matches d_model, as in Table 3
+    repeats: int = 3
+    device: str = "cpu"
+    seed: int = 0
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class MemoryMeasurement:
+    """What one setting measured; ``peak_bytes`` is the peak RSS growth on CPU, peak allocated on CUDA."""
+
+    setting: MemorySetting
+    seconds: float | None
+    saved_after_forward: int | None
+    saved_peak: int | None
+    peak_bytes: int | None
+    note: str = ""
+
+
+def memory_step(s: MemorySetting) -> dict[str, int | None]:
+    """Saved bytes of a training step of ``s``'s stack (run in the measuring child).
+
+    The stack is built from ``s.seed``; the step is forward + backward with a fixed upstream gradient
+    for both halves (no loss graph, so nothing but the stack is measured). After one warm-up step, the
+    saved bytes (and, on CUDA, the peak allocated) come from :func:`~reformer_lab.reversible.step_memory`.
+    """
+    _check_variant(s.variant)
+    with _threads(s.threads):
+        stack, x, grad = _stack_and_inputs(s)
+        _timed_step(stack, x, grad, s)
+        stack.ff_chunks = s.ff_chunks
+        memory = step_memory(stack, x, s.variant)
+    return {"saved_after_forward": memory.saved_after_forward, "saved_peak": memory.saved_peak,
+            "cuda_peak": memory.cuda_peak}
+
+
+def paired_seconds(settings: Sequence[MemorySetting]) -> dict[str, float]:
+    """Median seconds of a training step of each variant of one depth, the variants taking turns (run in a child).
+
+    One stack serves every variant (ordinary, reversible and reversible+chunked run the same blocks and
+    weights, only differently), so they are timed in one process: after a warm-up step of each, they
+    step in turn for ``repeats`` rounds, and whatever changes the machine's speed meanwhile (other
+    work, clocks, the allocator settling) falls on all of them alike. Each variant's time is its median.
+    """
+    if not settings:
+        raise ValueError("paired_seconds needs at least one setting to time")
+    first = settings[0]
+    for s in settings:
+        _check_variant(s.variant)
+        if replace(s, variant=first.variant) != first:
+            raise ValueError("paired_seconds times the variants of one setting: all else must be equal")
+    with _threads(first.threads):
+        stack, x, grad = _stack_and_inputs(first)
+        for s in settings:
+            _timed_step(stack, x, grad, s)  # warm-up
+        times: dict[str, list[float]] = {s.variant: [] for s in settings}
+        for _ in range(first.repeats):
+            for s in settings:
+                times[s.variant].append(_timed_step(stack, x, grad, s))
+    return {variant: statistics.median(t) for variant, t in times.items()}
+
+
+def _check_variant(variant: str) -> None:
+    if variant not in STACK_VARIANTS:
+        raise ValueError(f"unknown stack variant {variant!r}; choose from {STACK_VARIANTS}")
+
+
+@contextmanager
+def _threads(n: int | None):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n or before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _stack_and_inputs(s: MemorySetting) -> tuple[ReversibleSequence, torch.Tensor, torch.Tensor]:
+    stack = reversible_stack(s.n_layers, s.d_model, s.n_heads, s.d_ff, attention=s.attention,
+                             chunk_size=s.chunk_size, n_hashes=s.n_hashes, ff_chunks=s.ff_chunks,
+                             seed=s.seed).to(s.device)
+    generator = torch.Generator().manual_seed(s.seed)
+    x = torch.randn(s.batch, s.length, s.d_model, generator=generator).to(s.device).requires_grad_()
+    return stack, x, torch.randn(x.shape, generator=generator).to(s.device)
+
+
+def _timed_step(stack: ReversibleSequence, x: torch.Tensor, grad: torch.Tensor, s: MemorySetting) -> float:
+    """Seconds of one training step of ``stack`` run as ``s.variant`` (FF chunked only for reversible+chunked)."""
+    stack.ff_chunks = s.ff_chunks if s.variant == "reversible+chunked" else 1
+    start = time.perf_counter()
+    training_step(stack, x, grad, s.variant != "ordinary")
+    if s.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def _failure(error: Exception) -> str:
+    return str(error).splitlines()[0][:160]
+
+
+def measure_memory(s: MemorySetting, timeout: float = 1800.0, fresh_process: bool = True) -> MemoryMeasurement:
+    """Saved bytes and peak memory of ``s`` in a fresh process (or in this one), without its time (see
+    :func:`measure_seconds`); failures become a note, not a crash."""
+    try:
+        if fresh_process:
+            result = peak_rss_bytes(memory_step, s, timeout=timeout)
+            out, rss = result.output, result.delta_bytes
+        else:
+            out, rss = memory_step(s), None
+    except (RuntimeError, TimeoutError, ValueError) as error:
+        return MemoryMeasurement(s, None, None, None, None, note=_failure(error))
+    peak = out["cuda_peak"] if s.device.startswith("cuda") else rss
+    return MemoryMeasurement(s, None, out["saved_after_forward"], out["saved_peak"], peak)
+
+
+def measure_seconds(settings: Sequence[MemorySetting], timeout: float = 1800.0,
+                    fresh_process: bool = True) -> dict[str, float] | str:
+    """:func:`paired_seconds` in a fresh process (or in this one); a failure comes back as its message."""
+    try:
+        if fresh_process:
+            return peak_rss_bytes(paired_seconds, list(settings), timeout=timeout).output
+        return paired_seconds(settings)
+    except (RuntimeError, TimeoutError, ValueError) as error:
+        return _failure(error)
+
+
+def run_memory(
+    settings: Sequence[MemorySetting], fresh_process: bool = True, rounds: int = 1
+) -> list[MemoryMeasurement]:
+    """Measure every setting ``rounds`` times and combine the rounds (each setting's time: the median).
+
+    Per round and depth, one process times the variants in turn (:func:`paired_seconds`) and one process
+    per variant measures its memory (:func:`measure_memory`), so no measurement inherits another's
+    memory. Sweeping all depths once per round spreads a shared machine's changing load over them all.
+    """
+    groups: dict[MemorySetting, list[MemorySetting]] = {}
+    for s in settings:
+        groups.setdefault(replace(s, variant=STACK_VARIANTS[0]), []).append(s)
+    runs: dict[MemorySetting, list[MemoryMeasurement]] = {s: [] for s in settings}
+    bar = _progress([group for _ in range(rounds) for group in groups.values()])
+    for group in bar:
+        if hasattr(bar, "set_postfix_str"):
+            bar.set_postfix_str(f"n_l={group[0].n_layers}")
+        seconds = measure_seconds(group, fresh_process=fresh_process)
+        for s in group:
+            m = measure_memory(s, fresh_process=fresh_process)
+            if isinstance(seconds, str):
+                m = replace(m, note=m.note or seconds)
+            elif m.saved_peak is not None:
+                m = replace(m, seconds=seconds[s.variant])
+            runs[s].append(m)
+    return [_combine(s, measured) for s, measured in runs.items()]
+
+
+def _combine(s: MemorySetting, measured: Sequence[MemoryMeasurement]) -> MemoryMeasurement:
+    ok = [m for m in measured if m.seconds is not None]
+    if not ok:
+        return measured[0]
+    peaks = [m.peak_bytes for m in ok if m.peak_bytes is not None]
+    return MemoryMeasurement(s, statistics.median(m.seconds for m in ok), ok[0].saved_after_forward,
+                             max(m.saved_peak for m in ok), int(statistics.median(peaks)) if peaks else None,
+                             "" if len(ok) == len(measured) else f"{len(measured) - len(ok)} round(s) failed")
+
+
+def table3_bytes(s: MemorySetting, bytes_per_value: int = 4) -> float:
+    """Table 3's memory for ``s`` in bytes (elements × ``bytes_per_value``), c = (4·chunk_size)².
+
+    Rows: ordinary → "transformer" / "lsh-transformer"; reversible+chunked → "chunked-reversible" /
+    "reformer"; reversible (unchunked) → "reversible" for full attention, and for LSH, which Table 3
+    has no row for, the "lsh-transformer" row with n_l = 1 (= max(b·l·d_ff, b·n_h·l·n_r·c)). c follows
+    Table 1's (4l/n_c)² with n_c = l/chunk_size chunks.
+    """
+    lsh = s.attention == "lsh"
+    rows = {"ordinary": ("lsh-transformer", s.n_layers) if lsh else ("transformer", s.n_layers),
+            "reversible": ("lsh-transformer", 1) if lsh else ("reversible", s.n_layers),
+            "reversible+chunked": ("reformer" if lsh else "chunked-reversible", s.n_layers)}
+    variant, n_layers = rows[s.variant]
+    complexity = model_complexity(variant, batch=s.batch, length=s.length, d_model=s.d_model, d_ff=s.d_ff,
+                                  n_heads=s.n_heads, n_layers=n_layers, n_hashes=s.n_hashes,
+                                  c=(4 * s.chunk_size) ** 2)
+    return complexity.memory * bytes_per_value
+
+
+def _memory_ref(results: Sequence[MemoryMeasurement]) -> dict[int, MemoryMeasurement]:
+    return {m.setting.n_layers: m for m in results if m.setting.variant == "ordinary" and m.seconds}
+
+
+def _ratio(value: float | None, reference: float | None) -> str:
+    return f"{value / reference:.2f}×" if value and reference else "–"
+
+
+def format_memory_table(results: Sequence[MemoryMeasurement]) -> str:
+    """One row per (depth, variant): s/step, saved bytes, peak, Table 3, and ratios to the ordinary stack."""
+    ref, device = _memory_ref(results), results[0].setting.device if results else "cpu"
+    peak_name = "cuda peak" if device.startswith("cuda") else "rss peak"
+    lines = [f"{'n_l':>3s} {'variant':>18s} {'s/step':>8s} {'saved fwd→bwd':>13s} {'saved peak':>10s} "
+             f"{peak_name:>10s} {'Table 3':>9s} {'time ÷ ord':>10s} {'saved peak ÷ ord':>16s}"]
+    for m in results:
+        s, r = m.setting, ref.get(m.setting.n_layers)
+        if m.seconds is None:
+            lines.append(f"{s.n_layers:>3d} {s.variant:>18s}  {m.note}")
+            continue
+        peak = format_bytes(m.peak_bytes) if m.peak_bytes is not None else "–"
+        lines.append(f"{s.n_layers:>3d} {s.variant:>18s} {m.seconds:8.3f} {format_bytes(m.saved_after_forward):>13s} "
+                     f"{format_bytes(m.saved_peak):>10s} {peak:>10s} {format_bytes(table3_bytes(s)):>9s} "
+                     f"{_ratio(m.seconds, r and r.seconds):>10s} {_ratio(m.saved_peak, r and r.saved_peak):>16s}")
+    return "\n".join(lines)
+
+
+def memory_targets(results: Sequence[MemoryMeasurement], at: int = 12) -> list[tuple[str, bool | None, str]]:
+    """The issue's targets at ``at`` layers, each (claim, met?, evidence), judged on the step's saved peak."""
+    def get(variant: str) -> MemoryMeasurement | None:
+        return next((m for m in results if m.setting.variant == variant and m.setting.n_layers == at
+                     and m.seconds), None)
+
+    ordinary, chunked = get("ordinary"), get("reversible+chunked")
+    if not (ordinary and chunked):
+        return []
+    saved = ordinary.saved_peak / chunked.saved_peak
+    kept = ordinary.saved_after_forward / chunked.saved_after_forward
+    time_ratio = chunked.seconds / ordinary.seconds
+    return [
+        (f"n_l={at}: reversible+chunked saves ≤ 1/8 of the ordinary stack's bytes", saved >= 8,
+         f"ordinary/rev+chunked saved peak = {saved:.1f}× (held from forward to backward: {kept:.1f}×)"),
+        (f"n_l={at}: reversible+chunked step ≤ 1.6× the ordinary step", time_ratio <= 1.6,
+         f"rev+chunked/ordinary time = {time_ratio:.2f}×"),
+    ]
+
+
+def _memory_settings(args: argparse.Namespace) -> list[MemorySetting]:
+    if args.rounds < 1 or args.repeats < 1:
+        raise SystemExit("--rounds and --repeats must be at least 1")
+    if args.length % args.ff_chunks:
+        raise SystemExit(f"--ff-chunks {args.ff_chunks} must divide --length {args.length}")
+    if args.attention == "lsh" and args.length % args.chunk:
+        raise SystemExit(f"--length {args.length} must be a multiple of --chunk {args.chunk}")
+    return [MemorySetting(variant, n, args.length, args.batch, args.d_model, args.d_ff, args.heads, args.attention,
+                          args.chunk, args.hashes, args.ff_chunks, args.repeats, args.device,
+                          threads=args.threads) for n in args.layers for variant in args.variants]
+
+
+def _main_memory(args: argparse.Namespace) -> int:
+    print(f"training step (forward+backward) of n_l layers, {args.attention} attention, L {args.length}, "
+          f"batch {args.batch}, d_model {args.d_model}, d_ff {args.d_ff}, {args.heads} heads, "
+          f"chunk {args.chunk}, {args.hashes} hashes, {args.ff_chunks} FF chunks; median of {args.repeats} steps,"
+          f" the variants taking turns, × {args.rounds} round(s) on {args.device}"
+          + (f", {args.threads} threads" if args.threads else ""))
+    results = run_memory(_memory_settings(args), fresh_process=not args.in_process, rounds=args.rounds)
+    print(format_memory_table(results))
+    print("saved fwd→bwd: bytes autograd holds after the forward pass; saved peak: the most held at any "
+          "moment of the step; Table 3: the paper's memory formula × 4 B")
+    at = max(args.layers)
+    targets = memory_targets(results, at)
+    for claim, met, evidence in targets:
+        print(f"[{'MET' if met else 'MISSED'}] {claim}: {evidence}")
+    if not targets:
+        print(f"targets not judged: ordinary and reversible+chunked at n_l={at} were not both measured")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        records = [{**asdict(m.setting), "seconds": m.seconds, "saved_after_forward": m.saved_after_forward,
+                    "saved_peak": m.saved_peak, "peak_bytes": m.peak_bytes, "table3_bytes": table3_bytes(m.setting),
+                    "note": m.note} for m in results]
+        provenance = _provenance(args.device)
+        if args.threads:
+            provenance["threads"] = str(args.threads)
+        payload = {"provenance": provenance, "results": records,
+                   "targets": [{"claim": c, "met": met, "evidence": e} for c, met, e in targets]}
+        args.json.write_text(json.dumps(payload, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _provenance(device: str) -> dict[str, str]:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    name = torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or platform.machine()
+    return {"device": f"{device} ({name})", "torch": torch.__version__, "commit": commit.strip(),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"), "threads": str(torch.get_num_threads())}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m reformer_lab.bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    att = sub.add_parser("attention", help="attention time and peak memory against length, tokens fixed")
+    att.add_argument("--lengths", type=int, nargs="+", default=[1024, 2048, 4096, 8192, 16384])
+    att.add_argument("--tokens", type=int, default=16384, help="tokens per step (batch = tokens / length)")
+    att.add_argument("--variants", nargs="+", default=list(ATTENTION_VARIANTS), choices=ATTENTION_VARIANTS)
+    att.add_argument("--d-model", type=int, default=256)
+    att.add_argument("--heads", type=int, default=4)
+    att.add_argument("--chunk", type=int, default=64)
+    att.add_argument("--repeats", type=int, default=3)
+    att.add_argument("--full-cap", type=int, default=8192, help="skip plain full attention above this length")
+    att.add_argument("--device", default="cpu")
+    att.add_argument("--peers", action="store_true",
+                     help="also compare whole LSH modules with reformer-pytorch and HF transformers "
+                          "(pip install -e '.[peers]')")
+    att.add_argument("--json", type=Path, help="also write the measurements and provenance to this JSON file")
+    mem = sub.add_parser("memory", help="saved bytes and step time of ordinary vs reversible (+chunked) stacks")
+    mem.add_argument("--layers", type=int, nargs="+", default=[1, 2, 4, 8, 12])
+    mem.add_argument("--length", type=int, default=4096)
+    mem.add_argument("--batch", type=int, default=1)
+    mem.add_argument("--d-model", type=int, default=256)
+    mem.add_argument("--d-ff", type=int, default=1024)
+    mem.add_argument("--heads", type=int, default=4)
+    mem.add_argument("--attention", choices=("lsh", "full"), default="lsh")
+    mem.add_argument("--chunk", type=int, default=64, help="LSH chunk size (n_buckets = 2·L/chunk)")
+    mem.add_argument("--hashes", type=int, default=2)
+    mem.add_argument("--ff-chunks", type=int, default=4,
+                     help="feed-forward chunks of the reversible+chunked stack (default d_ff / d_model = 4)")
+    mem.add_argument("--variants", nargs="+", default=list(STACK_VARIANTS), choices=STACK_VARIANTS)
+    mem.add_argument("--repeats", type=int, default=3,
+                     help="timed steps of each variant, the variants of one depth taking turns (median)")
+    mem.add_argument("--rounds", type=int, default=1,
+                     help="sweep all depths this many times, each in fresh processes; time = median over rounds")
+    mem.add_argument("--device", default="cpu")
+    mem.add_argument("--threads", type=int, help="torch threads in each measurement (default: torch's choice)")
+    mem.add_argument("--in-process", action="store_true",
+                     help="measure in this process instead of a fresh one per setting (quick runs, tests)")
+    mem.add_argument("--json", type=Path, help="also write the measurements and provenance to this JSON file")
+    mod = sub.add_parser("model", help="seconds and peak memory per training step of the whole ReformerLM")
+    mod.add_argument("--experiment", choices=("duplication", "charlm"), default="duplication")
+    mod.add_argument("--settings", nargs="+", default=["full", "lsh-1", "lsh-2", "lsh-4"])
+    mod.add_argument("--scale", default="lesson", help="model size of `python -m reformer_lab.experiments`")
+    mod.add_argument("--batch", type=int, default=8)
+    mod.add_argument("--repeats", type=int, default=3)
+    mod.add_argument("--device", default="cpu")
+    mod.add_argument("--json", type=Path, help="also write the measurements and provenance to this JSON file")
+    return parser
+
+
+def _main_model(args: argparse.Namespace) -> int:
+    """Whole-model training steps (forward, backward, Adam), one fresh process per setting on CPU."""
+    from reformer_lab.experiments import measure_model_step, spec_for
+
+    try:
+        specs = {s: spec_for(args.experiment, s, args.scale) for s in args.settings}
+    except ValueError as error:
+        raise SystemExit(str(error)) from error
+    print(f"{args.experiment} model at --scale {args.scale}, batch {args.batch}, {args.device}")
+    rows, first = [], None
+    for setting, spec in _progress(list(specs.items())):
+        m = measure_model_step(spec.model, args.batch, args.repeats, args.device)
+        peak = m.get("peak_rss_bytes", m.get("peak_cuda_bytes"))
+        first = first or m
+        rows.append({"setting": setting, **m})
+        ratio = f"{m['seconds'] / first['seconds']:.2f}×"
+        print(f"{setting:>8s} {m['seconds']:8.3f} s/step  peak {format_bytes(peak) if peak else '–':>10s}  "
+              f"time ÷ {args.settings[0]} {ratio}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"provenance": _provenance(args.device), "results": rows}, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "memory":
+        return _main_memory(args)
+    if args.command == "model":
+        return _main_model(args)
+    print(f"attention forward+backward, causal, d_model {args.d_model}, {args.heads} heads, chunk {args.chunk}, "
+          f"{args.tokens} tokens per step, fastest of {args.repeats} steps on {args.device}")
+    results = run(_settings(args, args.variants), args.full_cap)
+    print(format_table(results, reference="lsh-2"))
+    for claim, met, evidence in attention_targets(results):
+        print(f"[{'MET' if met else 'MISSED'}] {claim}: {evidence}")
+    peers: list[Measurement] = []
+    if args.peers:
+        print("\nwhole LSH self-attention modules (projections included), n_hashes 2:")
+        peers = run(_settings(args, PEER_VARIANTS), args.full_cap)
+        print(format_table(peers, reference="ours-module"))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        records = [{**asdict(m.setting), "seconds": m.seconds, "peak_bytes": m.peak_bytes, "note": m.note}
+                   for m in results + peers]
+        args.json.write_text(json.dumps({"provenance": _provenance(args.device), "results": records}, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,195 @@
+"""Lesson 07, the duplication task (paper §2.1, Table 2): read the committed runs, evaluate them.
+
+Pure compute and plotting over what ``python -m reformer_lab.experiments duplication ... --scale lesson``
+wrote to ``results/duplication/``:
+
+* ``<setting>-lesson.json``: the runner's record (config, seed, metrics over time, Table 2's row, provenance);
+* ``<setting>-lesson.weights.pt``: the trained weights only (a ``state_dict``; the runner's own ``.pt``
+  checkpoint also holds the optimiser and RNG states and is not committed). :func:`export_weights` makes it.
+
+:func:`accuracy_table` evaluates every trained model with every attention of Table 2's columns, from the
+same weights, with a fixed evaluation seed (so the table is the same on every run);
+:data:`PAPER_TABLE2` holds the paper's numbers for comparison. :func:`needed_key` and
+:func:`local_window_coverage` make the task's point in numbers: the key a query needs is |w| positions back,
+out of reach of a local window.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from reformer_lab.attention import FullSelfAttention, full_attention
+from reformer_lab.data import DuplicationTask
+from reformer_lab.experiments import EVAL_COLUMNS, table2_row
+from reformer_lab.model import ReformerConfig, ReformerLM
+from reformer_lab.reversible import AttentionBranch
+from reformer_lab.train import TrainConfig
+
+__all__ = [
+    "EVAL_COLUMNS",
+    "PAPER_TABLE2",
+    "RESULTS_DIR",
+    "TRAIN_ROWS",
+    "accuracy_table",
+    "bucket_sweep",
+    "export_weights",
+    "full_attention_variants",
+    "load_lesson_model",
+    "load_record",
+    "local_window_coverage",
+    "needed_key",
+    "task_from_record",
+    "weights_path",
+]
+
+#: Table 2's rows (attention in training), in the paper's order.
+TRAIN_ROWS = ("full", "lsh-4", "lsh-2", "lsh-1")
+
+#: Paper Table 2, accuracy in % on the second copy of w (|w| = 511, N = 127, 1 layer, 150K steps).
+#: Rows: attention in training; columns: attention at evaluation (``EVAL_COLUMNS``).
+PAPER_TABLE2: dict[str, dict[str, float]] = {
+    "full": {"full": 100.0, "lsh-8": 94.8, "lsh-4": 92.5, "lsh-2": 76.9, "lsh-1": 52.5},
+    "lsh-4": {"full": 0.8, "lsh-8": 100.0, "lsh-4": 99.9, "lsh-2": 99.4, "lsh-1": 91.9},
+    "lsh-2": {"full": 0.8, "lsh-8": 100.0, "lsh-4": 99.9, "lsh-2": 98.1, "lsh-1": 86.8},
+    "lsh-1": {"full": 0.8, "lsh-8": 99.9, "lsh-4": 99.6, "lsh-2": 94.8, "lsh-1": 77.9},
+}
+
+#: Where the runner writes the duplication results of this repository.
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "results" / "duplication"
+
+
+
+def needed_key(position: int, w_len: int) -> int:
+    """The position a causal model must read to predict ``targets[position]`` on the second copy of w.
+
+    In 0w0w the target of position i is token i + 1, which repeats token i + 1 − (|w| + 1) = i − |w|:
+    the sequence has period |w| + 1, and the key that *holds the answer* is |w| positions back.
+    """
+    if not w_len + 1 <= position <= 2 * w_len:
+        raise ValueError(f"position {position} is not a masked position (they are {w_len + 1} … {2 * w_len})")
+    return position - w_len
+
+
+def local_window_coverage(w_len: int, chunk_size: int) -> float:
+    """Fraction of the masked queries whose needed key lies in a *local* window: the query's own chunk of
+    ``chunk_size`` consecutive positions and the chunk before it (LSH's chunking without the hashing)."""
+    masked = range(w_len + 1, 2 * w_len + 1)
+    seen = [(needed_key(i, w_len) // chunk_size) >= (i // chunk_size) - 1 for i in masked]
+    return sum(seen) / len(seen)
+
+
+def weights_path(setting: str, directory: str | Path | None = None, scale: str = "lesson") -> Path:
+    """``<directory>/<setting>-<scale>.weights.pt`` (default directory: :data:`RESULTS_DIR`)."""
+    return Path(directory or RESULTS_DIR) / f"{setting}-{scale}.weights.pt"
+
+
+def load_record(setting: str, directory: str | Path | None = None, scale: str = "lesson") -> dict[str, Any]:
+    """The runner's JSON record ``<setting>-<scale>.json``."""
+    path = Path(directory or RESULTS_DIR) / f"{setting}-{scale}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; make it with `python -m reformer_lab.experiments duplication "
+                                f"--setting {setting} --scale {scale}`")
+    return json.loads(path.read_text())
+
+
+def task_from_record(record: Mapping[str, Any]) -> DuplicationTask:
+    """The :class:`DuplicationTask` a run was trained on."""
+    return DuplicationTask(**record["config"]["task"])
+
+
+def export_weights(checkpoint: str | Path, out: str | Path) -> Path:
+    """Write the model weights of a runner checkpoint (``<run>.pt``) alone to ``out`` (a ``state_dict``)."""
+    from reformer_lab.experiments import load_model
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(load_model(checkpoint).state_dict(), out)
+    return out
+
+
+def load_lesson_model(setting: str, directory: str | Path | None = None, scale: str = "lesson") -> ReformerLM:
+    """The trained model of one setting, rebuilt from its JSON config and its weights file, in eval mode."""
+    record = load_record(setting, directory, scale)
+    path = weights_path(setting, directory, scale)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; export it with duplication_report.export_weights")
+    with torch.random.fork_rng(devices=[]):  # the throw-away initialisation leaves the caller's RNG alone
+        model = ReformerLM(ReformerConfig.from_dict(record["config"]["model"]))
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def accuracy_table(models: Mapping[str, ReformerLM], task: DuplicationTask, *, batches: int = 4,
+                   batch_size: int = 32, seed: int = 1234) -> dict[str, dict[str, float]]:
+    """Table 2 measured: ``{train setting: {eval column: accuracy in [0, 1]}}``, from the same weights.
+
+    Uses the runner's :func:`~reformer_lab.measure.experiments.table2_row`, so the numbers are the runner's own
+    evaluation with these ``batches``, ``batch_size`` and ``seed`` (the same batches and LSH rotations
+    every call).
+    """
+    config = TrainConfig(eval_batches=batches, eval_batch_size=batch_size, eval_seed=seed, batch_size=batch_size)
+    return {name: table2_row(model, task, config, "cpu") for name, model in models.items()}
+
+
+def bucket_sweep(model: ReformerLM, task: DuplicationTask, chunk_sizes: Sequence[int], *, n_hashes: int = 1,
+                 batches: int = 4, batch_size: int = 32, seed: int = 1234) -> dict[int, float]:
+    """Accuracy of ``model``'s weights evaluated with LSH attention of ``n_hashes`` rounds at several
+    ``chunk_size`` s, i.e. several bucket counts (n_buckets = 2·L / chunk_size)."""
+    from reformer_lab.train import evaluate
+
+    out = {}
+    for chunk in chunk_sizes:
+        config = dataclasses.replace(model.config, attention="lsh", n_hashes=n_hashes, chunk_size=chunk)
+        with torch.random.fork_rng(devices=[]):
+            other = ReformerLM(config)
+        other.load_state_dict(model.state_dict())
+        out[chunk] = evaluate(other.eval(), task, batches=batches, batch_size=batch_size, seed=seed)["accuracy"]
+    return out
+
+
+class _FullAttentionVariant(nn.Module):
+    """Shared-QK full attention with the trained projections of a :class:`FullSelfAttention`, but with the
+    self mask and the key normalisation switchable (for :func:`full_attention_variants`)."""
+
+    def __init__(self, source: FullSelfAttention, *, self_mask: bool, unit_keys: bool) -> None:
+        super().__init__()
+        self.d_model, self.n_heads, self.causal = source.d_model, source.n_heads, source.causal
+        self.to_qk, self.to_v, self.to_out = source.to_qk, source.to_v, source.to_out
+        self.self_mask, self.unit_keys = self_mask, unit_keys
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = self.to_qk(x).unflatten(-1, (self.n_heads, -1)).transpose(-2, -3)
+        v = self.to_v(x).unflatten(-1, (self.n_heads, -1)).transpose(-2, -3)
+        k = q / q.norm(dim=-1, keepdim=True).clamp(min=1e-12) if self.unit_keys else q
+        out = full_attention(q, v, k, causal=self.causal, self_mask=self.self_mask, scale=1.0)
+        return self.to_out(out.transpose(-2, -3).flatten(-2))
+
+
+def full_attention_variants(model: ReformerLM, task: DuplicationTask, variants: Mapping[str, Mapping[str, bool]],
+                            *, batches: int = 4, batch_size: int = 32, seed: int = 1234) -> dict[str, float]:
+    """Accuracy of ``model``'s weights evaluated with *full* shared-QK attention built in several ways.
+
+    ``variants`` maps a name to ``{"self_mask": bool, "unit_keys": bool}``; ``{"self_mask": True,
+    "unit_keys": True}`` is the package's own full attention (paper §2: k̂ = q/‖q‖, a token may not
+    attend to itself). The other switches show what a full-attention path that differs in one detail does
+    with the same weights.
+    """
+    from reformer_lab.train import evaluate
+
+    full = model.with_attention("full").eval()
+    out = {}
+    for name, switches in variants.items():
+        other = copy.deepcopy(full)
+        for module in other.modules():
+            if isinstance(module, AttentionBranch) and isinstance(module.attention, FullSelfAttention):
+                module.attention = _FullAttentionVariant(module.attention, **switches)
+        out[name] = evaluate(other, task, batches=batches, batch_size=batch_size, seed=seed)["accuracy"]
+    return out

@@ -1,0 +1,284 @@
+"""Measured memory curves of ordinary and reversible stacks (paper §3, Table 3), for lesson 04.
+
+Everything here is pure compute over :func:`reformer_lab.reversible.step_memory`: the saved-for-backward
+bytes of one training step, which are exact and the same on every run (no timing, no allocator).
+
+Measuring a deep stack at every slider position would be slow, so :func:`layer_model` measures each
+configuration at depth 1 and depth 2 and fits ``bytes = base + per_layer · n_l``. That straight line is
+not an approximation: every layer of a stack has the same shapes, so the ordinary stack keeps the same
+bytes per layer, and the reversible stack keeps one layer's outputs plus a per-layer seed pair (16 B)
+and, with LSH, the layer's buckets. ``tests/test_reversible_stats.py`` checks that the line predicts
+directly measured deeper stacks byte for byte. Measurements are cached per configuration.
+
+GPU curves: on a CUDA machine :func:`cuda_peaks` measures the peak allocated bytes of a step; elsewhere
+:func:`load_gpu_results` reads what ``python -m reformer_lab.bench memory --device cuda --json ...``
+wrote under ``results/bench/`` (files ``memory-*cuda*.json``), if anything.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from reformer_lab.bench import MemorySetting, table3_bytes
+from reformer_lab.reversible import STACK_VARIANTS, StepMemory, reversible_stack, step_memory
+
+__all__ = [
+    "GpuCurves",
+    "LayerModel",
+    "MemoryCurves",
+    "StackConfig",
+    "cuda_peaks",
+    "default_results_dir",
+    "layer_model",
+    "load_gpu_results",
+    "measure",
+    "memory_curves_data",
+    "table3_curve",
+]
+
+#: Where the lesson looks for GPU measurements written by the benchmark.
+RESULTS_GLOB = "bench/memory-*cuda*.json"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """One stack setting of the memory curves (everything but the depth n_l and the variant).
+
+    The stack is :func:`reformer_lab.reversible.reversible_stack` (paper eq. 9, LayerNorm inside the
+    blocks) with ``n_heads`` heads; ``attention`` is ``"full"`` or ``"lsh"`` (``chunk_size``, ``n_hashes``);
+    ``ff_chunks`` is used by the "reversible+chunked" variant only (eq. 10) and must divide ``length``.
+    """
+
+    length: int = 256
+    d_model: int = 32
+    d_ff: int = 128
+    ff_chunks: int = 4
+    attention: str = "lsh"
+    n_heads: int = 2
+    chunk_size: int = 32
+    n_hashes: int = 2
+    batch: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("length", "d_model", "d_ff", "ff_chunks", "n_heads", "chunk_size", "n_hashes", "batch"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.attention not in ("full", "lsh"):
+            raise ValueError(f"attention must be 'full' or 'lsh', got {self.attention!r}")
+        if self.length % self.ff_chunks:
+            raise ValueError(f"ff_chunks={self.ff_chunks} must divide the length {self.length}")
+        if self.attention == "lsh" and self.length % self.chunk_size:
+            raise ValueError(f"chunk_size={self.chunk_size} must divide the length {self.length} for LSH attention")
+
+
+def _check_variant(variant: str) -> None:
+    if variant not in STACK_VARIANTS:
+        raise ValueError(f"unknown stack variant {variant!r}; choose from {STACK_VARIANTS}")
+
+
+def _check_depth(n_layers: int) -> int:
+    if not isinstance(n_layers, int) or isinstance(n_layers, bool) or n_layers < 1:
+        raise ValueError(f"n_layers must be a positive int, got {n_layers!r}")
+    return n_layers
+
+
+@contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """Tiny tensors: one thread is faster and leaves the other core to the reader's kernel."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _build(config: StackConfig, n_layers: int, device: str = "cpu") -> tuple[torch.nn.Module, torch.Tensor]:
+    stack = reversible_stack(n_layers, config.d_model, config.n_heads, config.d_ff, attention=config.attention,
+                             chunk_size=config.chunk_size, n_hashes=config.n_hashes, ff_chunks=config.ff_chunks,
+                             seed=config.seed).to(device)
+    generator = torch.Generator().manual_seed(config.seed)
+    x = torch.randn(config.batch, config.length, config.d_model, generator=generator).to(device)
+    return stack, x
+
+
+def measure(config: StackConfig, n_layers: int, variant: str) -> StepMemory:
+    """Saved-for-backward bytes of one training step of an ``n_layers`` stack run as ``variant`` (CPU, float32).
+
+    The global RNG is forked, so the caller's random stream is untouched and the result is reproducible.
+    """
+    _check_variant(variant)
+    stack, x = _build(config, _check_depth(n_layers))
+    with _threads(1), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return step_memory(stack, x, variant)
+
+
+@dataclass(frozen=True)
+class LayerModel:
+    """``bytes(n_l) = base + per_layer · n_l`` for the bytes after the forward pass and for the step's peak."""
+
+    after_base: int
+    after_per_layer: int
+    peak_base: int
+    peak_per_layer: int
+
+    def at(self, n_layers: int) -> StepMemory:
+        """The saved bytes of an ``n_layers`` stack (exact: see the module docstring)."""
+        n = _check_depth(n_layers)
+        return StepMemory(self.after_base + self.after_per_layer * n, self.peak_base + self.peak_per_layer * n)
+
+
+@lru_cache(maxsize=512)
+def layer_model(config: StackConfig, variant: str) -> LayerModel:
+    """Measure ``config`` as ``variant`` at depths 1 and 2 and return the straight line through them (cached)."""
+    one, two = measure(config, 1, variant), measure(config, 2, variant)
+    after = two.saved_after_forward - one.saved_after_forward
+    peak = two.saved_peak - one.saved_peak
+    return LayerModel(one.saved_after_forward - after, after, one.saved_peak - peak, peak)
+
+
+def table3_curve(config: StackConfig, variant: str, n_layers: int) -> float:
+    """Table 3's memory for this stack in bytes (× 4 B per value), as the benchmark maps variants to rows.
+
+    ordinary → "transformer" / "lsh-transformer"; reversible → "reversible" (full attention) or, for LSH,
+    which Table 3 has no row for, "lsh-transformer" with n_l = 1; reversible+chunked → "chunked-reversible"
+    / "reformer". ``c = (4·chunk_size)²`` (:func:`reformer_lab.measure.bench.table3_bytes`).
+    """
+    _check_variant(variant)
+    setting = MemorySetting(variant=variant, n_layers=_check_depth(n_layers), length=config.length,
+                            batch=config.batch, d_model=config.d_model, d_ff=config.d_ff, n_heads=config.n_heads,
+                            attention=config.attention, chunk_size=config.chunk_size, n_hashes=config.n_hashes,
+                            ff_chunks=config.ff_chunks)
+    return table3_bytes(setting)
+
+
+@dataclass(frozen=True)
+class MemoryCurves:
+    """Saved bytes against depth (at ``config.length``) and against length (at ``n_layers``), per variant.
+
+    ``by_depth[variant]`` and ``by_length[variant]`` hold :class:`~reformer_lab.reversible.StepMemory`
+    values aligned with ``depths`` and ``lengths``; ``table3_*`` the formula in bytes, aligned the same way.
+    """
+
+    config: StackConfig
+    n_layers: int
+    depths: tuple[int, ...]
+    lengths: tuple[int, ...]
+    by_depth: dict[str, list[StepMemory]] = field(default_factory=dict)
+    by_length: dict[str, list[StepMemory]] = field(default_factory=dict)
+    table3_depth: dict[str, list[float]] = field(default_factory=dict)
+    table3_length: dict[str, list[float]] = field(default_factory=dict)
+
+
+def memory_curves_data(
+    config: StackConfig,
+    depths: Sequence[int],
+    lengths: Sequence[int],
+    n_layers: int,
+    *,
+    variants: Sequence[str] = STACK_VARIANTS,
+    direct: bool = False,
+) -> MemoryCurves:
+    """Both curves of lesson 04's memory figure, measured on this machine.
+
+    ``direct=True`` measures every point with its own stack (slower; the lesson's static figure);
+    otherwise each length is measured at depths 1 and 2 and extended along the exact straight line of
+    :func:`layer_model` (fast and cached; the widget).
+    """
+    if not depths or not lengths:
+        raise ValueError("depths and lengths must not be empty")
+    n_layers = _check_depth(n_layers)
+    depths, lengths = tuple(_check_depth(n) for n in depths), tuple(int(n) for n in lengths)
+    configs = {n: replace(config, length=n) for n in lengths}
+    curves = MemoryCurves(config, n_layers, depths, lengths)
+    for variant in variants:
+        _check_variant(variant)
+
+        def get(c: StackConfig, n: int, variant: str = variant) -> StepMemory:
+            return measure(c, n, variant) if direct else layer_model(c, variant).at(n)
+
+        curves.by_depth[variant] = [get(config, n) for n in depths]
+        curves.by_length[variant] = [get(configs[n], n_layers) for n in lengths]
+        curves.table3_depth[variant] = [table3_curve(config, variant, n) for n in depths]
+        curves.table3_length[variant] = [table3_curve(configs[n], variant, n_layers) for n in lengths]
+    return curves
+
+
+# --------------------------------------------------------------------------------------------------
+# GPU: measured here when CUDA is present, otherwise loaded from results/
+
+
+def cuda_peaks(config: StackConfig, depths: Sequence[int], variants: Sequence[str] = STACK_VARIANTS
+               ) -> dict[str, list[int]]:
+    """Peak CUDA bytes allocated by one training step, per variant, at each depth (needs CUDA)."""
+    if not torch.cuda.is_available():
+        raise ValueError("cuda_peaks needs a CUDA device; use load_gpu_results() to read stored GPU curves")
+    peaks: dict[str, list[int]] = {}
+    for variant in variants:
+        _check_variant(variant)
+        peaks[variant] = []
+        for n in depths:
+            stack, x = _build(config, _check_depth(n), "cuda")
+            with torch.random.fork_rng(devices=[x.device.index or 0]):
+                torch.manual_seed(config.seed)
+                peaks[variant].append(int(step_memory(stack, x, variant).cuda_peak or 0))
+    return peaks
+
+
+@dataclass(frozen=True)
+class GpuCurves:
+    """GPU peak bytes against depth per variant, from one benchmark JSON file, and where they came from."""
+
+    source: str
+    device: str
+    setting: str
+    depths: dict[str, list[int]]
+    peaks: dict[str, list[int]]
+
+
+def default_results_dir() -> Path:
+    """The repository's ``results/``, whether the kernel runs in the repository root or in ``notebooks/``."""
+    here = Path.cwd()
+    candidates = [here / "results", here.parent / "results", Path(__file__).resolve().parents[2] / "results"]
+    return next((p for p in candidates if p.is_dir()), candidates[-1])
+
+
+def load_gpu_results(results_dir: str | Path | None = None) -> GpuCurves | None:
+    """The newest ``results/bench/memory-*cuda*.json`` as curves, or None when there is none.
+
+    ``results_dir=None`` looks in :func:`default_results_dir`.
+
+    The file is what ``python -m reformer_lab.bench memory --device cuda --json PATH`` writes: a
+    ``provenance`` dict and ``results`` records with ``variant``, ``n_layers`` and ``peak_bytes``.
+    A file that cannot be read as such raises ``ValueError`` naming it.
+    """
+    results_dir = default_results_dir() if results_dir is None else Path(results_dir)
+    files = sorted(results_dir.glob(RESULTS_GLOB), key=lambda p: p.stat().st_mtime)
+    if not files:
+        return None
+    path = files[-1]
+    try:
+        payload = json.loads(path.read_text())
+        records = [r for r in payload["results"] if r.get("peak_bytes") is not None]
+        device = str(payload.get("provenance", {}).get("device", "cuda"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"{path}: not a memory benchmark JSON ({type(error).__name__}: {error})") from error
+    depths: dict[str, list[int]] = {}
+    peaks: dict[str, list[int]] = {}
+    for record in sorted(records, key=lambda r: (r["variant"], r["n_layers"])):
+        depths.setdefault(record["variant"], []).append(int(record["n_layers"]))
+        peaks.setdefault(record["variant"], []).append(int(record["peak_bytes"]))
+    first = records[0] if records else {}
+    setting = (f"L={first.get('length')}, d_model={first.get('d_model')}, d_ff={first.get('d_ff')}, "
+               f"{first.get('attention')} attention") if first else "no measurements"
+    return GpuCurves(str(path), device, setting, depths, peaks)
