@@ -48,20 +48,15 @@ from torch import Tensor, nn
 
 from reformer_lab.attention import FullSelfAttention, LSHSelfAttention
 from reformer_lab.feedforward import FeedForward, _chunk_length, _positive_int, chunked
-from reformer_lab.measure.memory import saved_tensor_bytes
 
 __all__ = [
     "STACK_VARIANTS",
     "AttentionBranch",
     "ReversibleBlock",
     "ReversibleSequence",
-    "StepMemory",
     "draw_seeds",
-    "reconstruction_errors",
     "reversible_stack",
     "seeded",
-    "step_memory",
-    "training_step",
 ]
 
 #: The three stacks the memory measurements compare: plain autograd, reversible, reversible + chunked FF.
@@ -409,115 +404,3 @@ def _attention(kind: str, d_model: int, n_heads: int, chunk_size: int, n_hashes:
     if kind == "lsh":
         return LSHSelfAttention(d_model, n_heads, chunk_size=chunk_size, n_hashes=n_hashes, causal=causal)
     return FullSelfAttention(d_model, n_heads, causal=causal)
-
-
-# --------------------------------------------------------------------------------------------------
-# Reconstruction error against depth
-
-
-@torch.no_grad()
-def reconstruction_errors(
-    depths: Sequence[int],
-    *,
-    d_model: int = 32,
-    n_heads: int = 2,
-    d_ff: int = 64,
-    length: int = 64,
-    batch: int = 1,
-    attention: str = "full",
-    chunk_size: int = 16,
-    n_hashes: int = 2,
-    dropout: float = 0.0,
-    dtype: torch.dtype = torch.float32,
-    seed: int = 0,
-) -> dict[int, float]:
-    """Max |X − X̂| after running ``n`` blocks forward (eq. 9) and back (eq. 8), for each ``n`` in ``depths``.
-
-    One stack of ``max(depths)`` blocks is built (``seed`` fixes weights, inputs and randomness); the
-    input ``(x, x)`` with ``x ~ N(0, 1)`` runs forward, and for each depth ``n`` the state after ``n``
-    blocks is inverted back to the input with the forward pass's seeds and buckets. The error grows
-    with depth as rounding accumulates (RevNet §3: negligible in practice); in float64 it stays near
-    1e-15. Returns ``{n: error}``.
-    """
-    depths = sorted({_positive_int("depth", n) for n in depths})
-    stack = reversible_stack(depths[-1], d_model, n_heads, d_ff, attention=attention, chunk_size=chunk_size,
-                             n_hashes=n_hashes, dropout=dropout, seed=seed).to(dtype)
-    stack.train(dropout > 0)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        x = torch.randn(batch, length, d_model, dtype=dtype)
-        seeds = [tuple(pair) for pair in draw_seeds(depths[-1]).tolist()]
-        states, buckets = [(x, x)], []
-        for block, pair in zip(stack.blocks, seeds, strict=True):
-            states.append(block(*states[-1], seeds=pair))
-            buckets.append(block.last_buckets)
-    errors = {}
-    for n in depths:
-        x1, x2 = states[n]
-        for i in reversed(range(n)):
-            x1, x2 = stack.blocks[i].inverse(x1, x2, seeds=seeds[i], buckets=buckets[i])
-        errors[n] = max(float((x1 - x).abs().max()), float((x2 - x).abs().max()))
-    return errors
-
-
-# --------------------------------------------------------------------------------------------------
-# Memory of one training step
-
-
-@dataclass(frozen=True)
-class StepMemory:
-    """Memory of one training step of a stack, measured with :func:`reformer_lab.measure.memory.saved_tensor_bytes`.
-
-    Attributes:
-        saved_after_forward: bytes autograd holds between the forward and the backward pass (what
-            Table 3's memory column counts for the stored activations).
-        saved_peak: the most saved bytes alive at any moment of forward + backward; for a reversible
-            stack this is reached in the backward recomputation of one block (its attention, or one
-            feed-forward chunk).
-        cuda_peak: peak CUDA bytes allocated during one step above what existed before (CUDA only).
-    """
-
-    saved_after_forward: int
-    saved_peak: int
-    cuda_peak: int | None = None
-
-
-def _variant_options(variant: str) -> tuple[bool, bool]:
-    """(reversible, chunked) of a :data:`STACK_VARIANTS` entry."""
-    if variant not in STACK_VARIANTS:
-        raise ValueError(f"unknown stack variant {variant!r}; choose from {STACK_VARIANTS}")
-    return variant != "ordinary", variant == "reversible+chunked"
-
-
-def training_step(stack: ReversibleSequence, x: Tensor, grad: Tensor, reversible: bool) -> None:
-    """Forward and backward through ``stack`` with upstream gradient ``grad`` for both halves (no loss graph)."""
-    y1, y2 = stack(x, reversible=reversible)
-    torch.autograd.backward((y1, y2), (grad, grad))
-
-
-def step_memory(stack: ReversibleSequence, x: Tensor, variant: str) -> StepMemory:
-    """Saved-for-backward bytes of one step of ``stack`` on input ``x`` run as ``variant``.
-
-    ``variant`` is one of :data:`STACK_VARIANTS`; "reversible+chunked" uses the stack's ``ff_chunks``
-    (set it > 1), the other two run with one chunk. Parameters are not counted. On CUDA the peak
-    allocated bytes of one step are measured too.
-    """
-    reversible, chunked_ff = _variant_options(variant)
-    saved_chunks = stack.ff_chunks
-    stack.ff_chunks = saved_chunks if chunked_ff else 1
-    try:
-        grad = torch.randn_like(x)
-        forward = saved_tensor_bytes(lambda: stack(x, reversible=reversible), ignore=stack)
-        after = forward.total_bytes
-        del forward
-        step = saved_tensor_bytes(training_step, stack, x, grad, reversible, ignore=stack)
-        cuda = None
-        if x.device.type == "cuda":
-            from reformer_lab.measure.memory import peak_cuda_bytes
-
-            cuda = peak_cuda_bytes(training_step, stack, x, grad, reversible).delta_bytes
-        stack.zero_grad(set_to_none=True)
-        return StepMemory(after, step.peak_bytes, cuda)
-    finally:
-        stack.ff_chunks = saved_chunks
-

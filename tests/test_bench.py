@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reformer_lab.bench import AttentionSetting, Measurement
 from reformer_lab.measure import bench
+from reformer_lab.measure.bench import AttentionSetting, Measurement
 
 
 @pytest.mark.parametrize("variant", bench.ATTENTION_VARIANTS)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from reformer_lab.bench import MemoryMeasurement, MemorySetting
 from reformer_lab.measure import bench
+from reformer_lab.measure.bench import MemoryMeasurement, MemorySetting
 from reformer_lab.measure.complexity import model_complexity
 from reformer_lab.reversible import STACK_VARIANTS
 

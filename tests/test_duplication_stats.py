@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from reformer_lab.data import DuplicationTask
-from reformer_lab.experiments import EVAL_COLUMNS, load_model, run_experiment
 from reformer_lab.measure import duplication_stats as rep
+from reformer_lab.measure.experiments import EVAL_COLUMNS, load_model, run_experiment
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from reformer_lab.experiments import EVAL_COLUMNS, load_model, main, measure_model_step, spec_for
+from reformer_lab.measure.experiments import EVAL_COLUMNS, load_model, main, measure_model_step, spec_for
 
 
 @pytest.fixture(autouse=True)

@@ -9,9 +9,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 
-from reformer_lab.experiments import EVAL_COLUMNS, run_experiment
 from reformer_lab.lessons import l07_duplication as l07
 from reformer_lab.measure import duplication_stats as rep
+from reformer_lab.measure.experiments import EVAL_COLUMNS, run_experiment
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,13 @@ from torch import nn
 import reformer_lab.attention as attention_module
 from reformer_lab.attention import FullSelfAttention, LSHSelfAttention
 from reformer_lab.feedforward import FeedForward
+from reformer_lab.measure.memory import step_memory
+from reformer_lab.measure.reversible_stats import reconstruction_errors
 from reformer_lab.reversible import (
     AttentionBranch,
     ReversibleBlock,
     ReversibleSequence,
-    reconstruction_errors,
     reversible_stack,
-    step_memory,
 )
 
 B, L, D, HEADS, D_FF, CHUNK = 2, 64, 16, 2, 32, 16

@@ -13,7 +13,7 @@ CUDA (``--device cuda``) it is the peak allocated by PyTorch.
 ``python -m reformer_lab.bench memory`` times a training step (forward + backward) of a stack of
 n_l Reformer layers run three ways, ordinary autograd, reversible, and reversible with a chunked
 feed-forward (paper §3, Table 3), and counts the bytes autograd saves for the backward pass
-(:func:`reformer_lab.reversible.step_memory`), one fresh process per setting. The three ways run the
+(:func:`reformer_lab.measure.memory.step_memory`), one fresh process per setting. The three ways run the
 same blocks and weights, so their step times are taken in one fresh process per depth, the variants
 taking turns: the time ratios then compare steps taken side by side.
 """
@@ -38,14 +38,8 @@ import torch
 import torch.nn.functional as F
 
 from reformer_lab.measure.complexity import model_complexity
-from reformer_lab.measure.memory import format_bytes, peak_rss_bytes
-from reformer_lab.reversible import (
-    STACK_VARIANTS,
-    ReversibleSequence,
-    reversible_stack,
-    step_memory,
-    training_step,
-)
+from reformer_lab.measure.memory import format_bytes, peak_rss_bytes, step_memory, training_step
+from reformer_lab.reversible import STACK_VARIANTS, ReversibleSequence, reversible_stack
 
 ATTENTION_VARIANTS = ("lsh-1", "lsh-2", "lsh-4", "lsh-8", "full", "memory-efficient", "sdpa")
 PEER_VARIANTS = ("ours-module", "reformer-pytorch", "hf-transformers")
@@ -286,7 +280,7 @@ def memory_step(s: MemorySetting) -> dict[str, int | None]:
 
     The stack is built from ``s.seed``; the step is forward + backward with a fixed upstream gradient
     for both halves (no loss graph, so nothing but the stack is measured). After one warm-up step, the
-    saved bytes (and, on CUDA, the peak allocated) come from :func:`~reformer_lab.reversible.step_memory`.
+    saved bytes (and, on CUDA, the peak allocated) come from :func:`~reformer_lab.measure.memory.step_memory`.
     """
     _check_variant(s.variant)
     with _threads(s.threads):
@@ -596,7 +590,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _main_model(args: argparse.Namespace) -> int:
     """Whole-model training steps (forward, backward, Adam), one fresh process per setting on CPU."""
-    from reformer_lab.experiments import measure_model_step, spec_for
+    from reformer_lab.measure.experiments import measure_model_step, spec_for
 
     try:
         specs = {s: spec_for(args.experiment, s, args.scale) for s in args.settings}

@@ -28,7 +28,7 @@ from torch import nn
 
 from reformer_lab.attention import FullSelfAttention, full_attention
 from reformer_lab.data import DuplicationTask
-from reformer_lab.experiments import EVAL_COLUMNS, table2_row
+from reformer_lab.measure.experiments import EVAL_COLUMNS, table2_row
 from reformer_lab.model import ReformerConfig, ReformerLM
 from reformer_lab.reversible import AttentionBranch
 from reformer_lab.train import TrainConfig
@@ -107,7 +107,7 @@ def task_from_record(record: Mapping[str, Any]) -> DuplicationTask:
 
 def export_weights(checkpoint: str | Path, out: str | Path) -> Path:
     """Write the model weights of a runner checkpoint (``<run>.pt``) alone to ``out`` (a ``state_dict``)."""
-    from reformer_lab.experiments import load_model
+    from reformer_lab.measure.experiments import load_model
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ Table 3 row                 stack measured (:func:`reformer_lab.reversible.rever
 ``"reformer"``              LSH attention, reversible, feed-forward chunked
 ==========================  =============================================================================
 
-**What is measured.** :func:`reformer_lab.reversible.step_memory` counts, with
+**What is measured.** :func:`reformer_lab.measure.memory.step_memory` counts, with
 :func:`reformer_lab.measure.memory.saved_tensor_bytes`, the bytes autograd saves for the backward pass during one
 training step (forward and backward, parameters not counted). ``saved_peak`` is the most of them alive at
 any moment: for an ordinary stack that is the end of the forward pass (every layer's activations: the
@@ -51,8 +51,8 @@ from torch.utils._pytree import tree_flatten
 
 from reformer_lab.feedforward import FeedForward, chunked, chunked_cross_entropy
 from reformer_lab.measure.complexity import Complexity, model_complexity, model_variants
-from reformer_lab.measure.memory import saved_tensor_bytes
-from reformer_lab.reversible import ReversibleBlock, ReversibleSequence, reversible_stack, step_memory, training_step
+from reformer_lab.measure.memory import saved_tensor_bytes, step_memory, training_step
+from reformer_lab.reversible import ReversibleBlock, ReversibleSequence, reversible_stack
 
 __all__ = [
     "BYTES_PER_FLOAT",
@@ -191,7 +191,8 @@ def measure_table3(config: Table3Config | None = None, variants: Sequence[str] |
 
     Each row builds its stack with the same seed (same weights), feeds the same ``N(0, 1)`` input of shape
     ``[batch, length, d_model]`` (drawn from a generator seeded with ``config.seed``) and measures one
-    training step with :func:`reformer_lab.reversible.step_memory` (bytes) and :func:`matmul_flops` (time).
+    training step with :func:`~reformer_lab.measure.memory.step_memory` (bytes) and
+    :func:`matmul_flops` (time).
     Deterministic: both depend on shapes only, and the LSH hashing draws from torch's global generator
     inside a ``fork_rng`` seeded here.
     """

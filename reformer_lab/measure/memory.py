@@ -26,7 +26,9 @@ from functools import partial
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
+
+from reformer_lab.reversible import STACK_VARIANTS, ReversibleSequence
 
 __all__ = [
     "SavedGroup",
@@ -36,6 +38,9 @@ __all__ = [
     "peak_cuda_bytes",
     "peak_rss_bytes",
     "format_bytes",
+    "StepMemory",
+    "step_memory",
+    "training_step",
 ]
 
 _StorageKey = tuple
@@ -499,3 +504,64 @@ def _exit_reason(code: int | None) -> str:
 
 def _name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
+# --------------------------------------------------------------------------------------------------
+# Memory of one training step
+
+
+@dataclass(frozen=True)
+class StepMemory:
+    """Memory of one training step of a stack, measured with :func:`reformer_lab.measure.memory.saved_tensor_bytes`.
+
+    Attributes:
+        saved_after_forward: bytes autograd holds between the forward and the backward pass (what
+            Table 3's memory column counts for the stored activations).
+        saved_peak: the most saved bytes alive at any moment of forward + backward; for a reversible
+            stack this is reached in the backward recomputation of one block (its attention, or one
+            feed-forward chunk).
+        cuda_peak: peak CUDA bytes allocated during one step above what existed before (CUDA only).
+    """
+
+    saved_after_forward: int
+    saved_peak: int
+    cuda_peak: int | None = None
+
+
+def _variant_options(variant: str) -> tuple[bool, bool]:
+    """(reversible, chunked) of a :data:`STACK_VARIANTS` entry."""
+    if variant not in STACK_VARIANTS:
+        raise ValueError(f"unknown stack variant {variant!r}; choose from {STACK_VARIANTS}")
+    return variant != "ordinary", variant == "reversible+chunked"
+
+
+def training_step(stack: ReversibleSequence, x: Tensor, grad: Tensor, reversible: bool) -> None:
+    """Forward and backward through ``stack`` with upstream gradient ``grad`` for both halves (no loss graph)."""
+    y1, y2 = stack(x, reversible=reversible)
+    torch.autograd.backward((y1, y2), (grad, grad))
+
+
+def step_memory(stack: ReversibleSequence, x: Tensor, variant: str) -> StepMemory:
+    """Saved-for-backward bytes of one step of ``stack`` on input ``x`` run as ``variant``.
+
+    ``variant`` is one of :data:`STACK_VARIANTS`; "reversible+chunked" uses the stack's ``ff_chunks``
+    (set it > 1), the other two run with one chunk. Parameters are not counted. On CUDA the peak
+    allocated bytes of one step are measured too.
+    """
+    reversible, chunked_ff = _variant_options(variant)
+    saved_chunks = stack.ff_chunks
+    stack.ff_chunks = saved_chunks if chunked_ff else 1
+    try:
+        grad = torch.randn_like(x)
+        forward = saved_tensor_bytes(lambda: stack(x, reversible=reversible), ignore=stack)
+        after = forward.total_bytes
+        del forward
+        step = saved_tensor_bytes(training_step, stack, x, grad, reversible, ignore=stack)
+        cuda = None
+        if x.device.type == "cuda":
+            cuda = peak_cuda_bytes(training_step, stack, x, grad, reversible).delta_bytes
+        stack.zero_grad(set_to_none=True)
+        return StepMemory(after, step.peak_bytes, cuda)
+    finally:
+        stack.ff_chunks = saved_chunks
+

@@ -1,6 +1,6 @@
 """Measured memory curves of ordinary and reversible stacks (paper §3, Table 3), for lesson 04.
 
-Everything here is pure compute over :func:`reformer_lab.reversible.step_memory`: the saved-for-backward
+Everything here is pure compute over :func:`step_memory`: the saved-for-backward
 bytes of one training step, which are exact and the same on every run (no timing, no allocator).
 
 Measuring a deep stack at every slider position would be slow, so :func:`layer_model` measures each
@@ -26,10 +26,13 @@ from pathlib import Path
 
 import torch
 
-from reformer_lab.bench import MemorySetting, table3_bytes
-from reformer_lab.reversible import STACK_VARIANTS, StepMemory, reversible_stack, step_memory
+from reformer_lab.measure.bench import MemorySetting, table3_bytes
+from reformer_lab.measure.memory import StepMemory, step_memory
+from reformer_lab.reversible import STACK_VARIANTS, draw_seeds, reversible_stack
+from reformer_lab.validation import positive_int
 
 __all__ = [
+    "reconstruction_errors",
     "GpuCurves",
     "LayerModel",
     "MemoryCurves",
@@ -282,3 +285,52 @@ def load_gpu_results(results_dir: str | Path | None = None) -> GpuCurves | None:
     setting = (f"L={first.get('length')}, d_model={first.get('d_model')}, d_ff={first.get('d_ff')}, "
                f"{first.get('attention')} attention") if first else "no measurements"
     return GpuCurves(str(path), device, setting, depths, peaks)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reconstruction error against depth
+
+
+@torch.no_grad()
+def reconstruction_errors(
+    depths: Sequence[int],
+    *,
+    d_model: int = 32,
+    n_heads: int = 2,
+    d_ff: int = 64,
+    length: int = 64,
+    batch: int = 1,
+    attention: str = "full",
+    chunk_size: int = 16,
+    n_hashes: int = 2,
+    dropout: float = 0.0,
+    dtype: torch.dtype = torch.float32,
+    seed: int = 0,
+) -> dict[int, float]:
+    """Max |X − X̂| after running ``n`` blocks forward (eq. 9) and back (eq. 8), for each ``n`` in ``depths``.
+
+    One stack of ``max(depths)`` blocks is built (``seed`` fixes weights, inputs and randomness); the
+    input ``(x, x)`` with ``x ~ N(0, 1)`` runs forward, and for each depth ``n`` the state after ``n``
+    blocks is inverted back to the input with the forward pass's seeds and buckets. The error grows
+    with depth as rounding accumulates (RevNet §3: negligible in practice); in float64 it stays near
+    1e-15. Returns ``{n: error}``.
+    """
+    depths = sorted({positive_int("depth", n) for n in depths})
+    stack = reversible_stack(depths[-1], d_model, n_heads, d_ff, attention=attention, chunk_size=chunk_size,
+                             n_hashes=n_hashes, dropout=dropout, seed=seed).to(dtype)
+    stack.train(dropout > 0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        x = torch.randn(batch, length, d_model, dtype=dtype)
+        seeds = [tuple(pair) for pair in draw_seeds(depths[-1]).tolist()]
+        states, buckets = [(x, x)], []
+        for block, pair in zip(stack.blocks, seeds, strict=True):
+            states.append(block(*states[-1], seeds=pair))
+            buckets.append(block.last_buckets)
+    errors = {}
+    for n in depths:
+        x1, x2 = states[n]
+        for i in reversed(range(n)):
+            x1, x2 = stack.blocks[i].inverse(x1, x2, seeds=seeds[i], buckets=buckets[i])
+        errors[n] = max(float((x1 - x).abs().max()), float((x2 - x).abs().max()))
+    return errors
