@@ -66,9 +66,9 @@ bench-peers: venv
 		build/peers/bin/pip install --quiet -r requirements.lock && build/peers/bin/pip install --quiet -e '.[peers]')
 	build/peers/bin/python -m reformer_lab.bench attention --peers --variants lsh-2 sdpa --lengths 4096 8192 16384
 
-## make binder-url: print the mybinder.org link for this clone's `origin` remote
-binder-url: venv
-	@$(PY) -m reformer_lab.binder $(if $(NB),--notebook $(NB),)
+## make binder-url: print the mybinder.org link for this clone's `origin` remote (needs only Python, no venv)
+binder-url:
+	@$(PYTHON) reformer_lab/lessons/binder.py $(if $(NB),--notebook $(NB),)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

@@ -1,20 +1,69 @@
 """reformer_lab: the Reformer (Kitaev, Kaiser, Levskaya, ICLR 2020) rebuilt piece by piece.
 
-Each module holds one part of the paper; the lessons in ``notebooks/`` import from here.
+The package has three layers; each imports only the ones above it in this list:
+
+* the Reformer itself, at the top level: ``hashing``, ``attention`` (with ``lsh_chunks``), ``feedforward``,
+  ``reversible``, ``model``, ``data``, ``train``, and ``validation`` (the argument checks every layer uses);
+* ``reformer_lab.measure``: formulas, memory tools, benchmarks, experiment runners and the statistics
+  behind the lessons' tables (no plotting);
+* ``reformer_lab.lessons``: one module per lesson with its figures and widget (``l02_chunking`` draws what
+  ``measure.chunking_stats`` computes), the graded exercises and their solutions.
+
+``python -m reformer_lab.bench`` and ``python -m reformer_lab.experiments`` are the command lines.
+
+Where the paper is implemented or measured (section, equation, table or figure → name)::
+
+    §1      memory arithmetic          reformer_lab.measure.complexity.memory_breakdown
+    Eq. 1   attention                  reformer_lab.attention.full_attention
+    §2      memory-efficient attention reformer_lab.attention.memory_efficient_attention
+    §2      shared-QK keys             reformer_lab.attention.unit_keys
+    Fig. 1  angular LSH                reformer_lab.hashing.hash_vectors
+    Fig. 1  (the figure)               reformer_lab.lessons.l01_hashing.plot_figure1
+    Eq. 2   attention per position     reformer_lab.attention.lsh_attention
+    Eq. 3   masked attention           reformer_lab.attention.lsh_attention
+    Eq. 4   same-bucket keys           reformer_lab.attention.lsh_attention
+    Eq. 5   sorted chunks              reformer_lab.attention.sort_by_bucket
+    Fig. 2  bucket, sort, chunk        reformer_lab.lessons.l02_chunking.plot_figure2
+    Fig. 2  (its statistics)           reformer_lab.measure.chunking_stats.window_stats
+    Eq. 6   hash rounds                reformer_lab.hashing.random_rotations
+    Eq. 11  chunks within a round      reformer_lab.attention.lsh_attention
+    Eq. 12  combining rounds           reformer_lab.measure.attention_stats.combine_rounds
+    Eq. 13  combining rounds           reformer_lab.measure.attention_stats.combine_rounds
+    Eq. 14  combining rounds           reformer_lab.measure.attention_stats.combine_rounds
+    Eq. 15  one round's output         reformer_lab.attention.lsh_attention
+    Eq. 16  causal and self masks      reformer_lab.attention.SELF_PENALTY
+    App. A  duplicate pairs N_ij       reformer_lab.measure.attention_stats.visit_counts
+    Table 1 attention complexity       reformer_lab.measure.complexity.attention_complexity
+    Table 1 (measured)                 reformer_lab.measure.attention_stats.measure_table1
+    Table 2 duplication task           reformer_lab.data.DuplicationTask
+    Table 2 (trained and evaluated)    reformer_lab.measure.duplication_stats.accuracy_table
+    Eq. 7   reversible block           reformer_lab.reversible.ReversibleBlock
+    Eq. 8   its inverse                reformer_lab.reversible.ReversibleBlock
+    Eq. 9   reversible Transformer     reformer_lab.reversible.ReversibleSequence
+    Eq. 10  chunked feed-forward       reformer_lab.feedforward.chunked
+    §3      chunked loss               reformer_lab.feedforward.chunked_cross_entropy
+    Table 3 model complexity           reformer_lab.measure.complexity.model_complexity
+    Table 3 (measured)                 reformer_lab.measure.feedforward_stats.measure_table3
+    §5      the whole model            reformer_lab.model.ReformerLM
+    §5      training                   reformer_lab.train.train
+    Fig. 5  speed against length       reformer_lab.measure.bench.time_step
+
+Each named module's own docstring (or the named object's) cites the same item, so a search for "Eq. 11"
+or "Table 3" lands in the file that holds it.
 """
 
 from __future__ import annotations
 
-import os
-import platform
 import random
 
 import numpy as np
 import torch
 
+from reformer_lab.validation import as_int
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "seed_everything", "setup_notebook"]
+__all__ = ["__version__", "seed_everything"]
 
 
 def seed_everything(seed: int = 0) -> torch.Generator:
@@ -24,45 +73,8 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     back to torch's global generator only when given none; seeding it here makes that fallback, and a
     reader's own experiments, repeatable too.
     """
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    seed = as_int("seed", seed, minimum=0)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
-
-
-def setup_notebook(seed: int = 0, *, threads: int | None = None, show_versions: bool = True) -> torch.Generator:
-    """First call of every lesson: inline figures, seeds, stable printing, CPU threads, versions.
-
-    ``threads`` sets torch's CPU threads; the default is two (or the CPUs there are, if fewer), the
-    budget the lessons are written for. Lessons whose tensors are tiny pass ``threads=1``: there a
-    second thread only adds waiting, most of all on a CPU shared with other work.
-    Returns the seeded generator from :func:`seed_everything`.
-    """
-    if threads is None:
-        threads = min(2, os.cpu_count() or 1)
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be a positive int (or None for the default), got {threads!r}")
-    try:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-    except ImportError:  # plain Python: nothing to configure
-        shell = None
-    if shell is not None:
-        shell.run_line_magic("matplotlib", "inline")
-        shell.run_line_magic("config", "InlineBackend.figure_formats = ['png']")
-    import matplotlib
-
-    matplotlib.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "figure.figsize": (7.0, 3.6)})
-    torch.set_printoptions(precision=4, sci_mode=False)
-    np.set_printoptions(precision=4, suppress=True)
-    torch.set_num_threads(threads)
-    generator = seed_everything(seed)
-    if show_versions:
-        print(
-            f"reformer_lab {__version__} | torch {torch.__version__} | numpy {np.__version__} | "
-            f"matplotlib {matplotlib.__version__} | python {platform.python_version()}"
-        )
-    return generator

@@ -27,15 +27,32 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ACTIVATIONS", "ChunkedFeedForward", "FeedForward", "chunk_divisors", "chunked", "chunked_cross_entropy"]
+from reformer_lab.validation import as_float, as_int, one_of, positive_int
+
+__all__ = [
+    "ACTIVATIONS",
+    "ChunkedFeedForward",
+    "FeedForward",
+    "chunk_divisors",
+    "chunk_length",
+    "chunked",
+    "chunked_cross_entropy",
+    "dropout_probability",
+]
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU}
 
 
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
+def dropout_probability(name: str, value: object) -> float:
+    """``value`` as a dropout probability in [0, 1), the rule for every ``dropout`` argument of the model.
+
+    A number (not a ``bool`` or a string) checked by :func:`reformer_lab.validation.as_float`; 1 is
+    refused too, since it would zero every activation.
+    """
+    p = as_float(name, value, minimum=0.0, maximum=1.0)
+    if p == 1.0:
+        raise ValueError(f"{name} must be a finite number in [0, 1), got {value!r}")
+    return p
 
 
 def _activation(activation: str | nn.Module | Callable[[Tensor], Tensor]) -> nn.Module | Callable[[Tensor], Tensor]:
@@ -67,13 +84,12 @@ class FeedForward(nn.Module):
         activation: str | nn.Module | Callable[[Tensor], Tensor] = "relu",
     ) -> None:
         super().__init__()
-        self.d_model, self.d_ff = _positive_int("d_model", d_model), _positive_int("d_ff", d_ff)
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
+        d_model, d_ff = positive_int("d_model", d_model), positive_int("d_ff", d_ff)
+        self.d_model, self.d_ff = d_model, d_ff
         self.norm = nn.LayerNorm(d_model)
         self.w_in = nn.Linear(d_model, d_ff)
         self.activation = _activation(activation)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(dropout_probability("dropout", dropout))
         self.w_out = nn.Linear(d_ff, d_model)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -85,12 +101,18 @@ class FeedForward(nn.Module):
 
 def chunk_divisors(length: int) -> list[int]:
     """The chunk counts :func:`chunked` accepts for a sequence of ``length``: the divisors of ``length``."""
-    length = _positive_int("length", length)
+    length = positive_int("length", length)
     return [n for n in range(1, length + 1) if length % n == 0]
 
 
-def _chunk_length(x: Tensor, n_chunks: int, dim: int) -> int:
-    n_chunks = _positive_int("n_chunks", n_chunks)
+def chunk_length(x: Tensor, n_chunks: int, dim: int = -2) -> int:
+    """The length of each of ``n_chunks`` equal slices of ``x`` along ``dim`` (eq. 10's L/c).
+
+    The one check of a chunk count, shared by :func:`chunked`, :func:`chunked_cross_entropy` and the
+    reversible stack's chunked recomputation: ``n_chunks`` must be a positive int that divides
+    ``x.shape[dim]`` (a ``ValueError`` naming nearby divisors otherwise; we never pad).
+    """
+    n_chunks = positive_int("n_chunks", n_chunks)
     if x.dim() == 0:
         raise ValueError("chunked needs a tensor with at least one dimension")
     size = x.shape[dim]
@@ -113,8 +135,8 @@ def chunked(fn: Callable[[Tensor], Tensor], x: Tensor, n_chunks: int, dim: int =
     (``ValueError`` otherwise; no padding). Chunks run in order, so random draws (dropout) follow
     the same sequence whenever the same call is replayed under the same RNG state.
     """
-    size = _chunk_length(x, n_chunks, dim)
-    if n_chunks == 1:
+    size = chunk_length(x, n_chunks, dim)
+    if size == x.shape[dim]:  # one chunk
         return fn(x)
     return torch.cat([fn(part) for part in x.split(size, dim=dim)], dim=dim)
 
@@ -130,7 +152,7 @@ class ChunkedFeedForward(nn.Module):
 
     def __init__(self, module: nn.Module | Callable[[Tensor], Tensor], n_chunks: int, dim: int = -2) -> None:
         super().__init__()
-        self.module, self.n_chunks, self.dim = module, _positive_int("n_chunks", n_chunks), dim
+        self.module, self.n_chunks, self.dim = module, positive_int("n_chunks", n_chunks), dim
 
     def forward(self, x: Tensor) -> Tensor:
         return chunked(self.module, x, self.n_chunks, self.dim)
@@ -226,7 +248,7 @@ def chunked_cross_entropy(
     divide L. ``reduction`` is ``"mean"`` (over counted positions) or ``"sum"``.
     """
     _check_loss_inputs(hidden, weight, bias, targets)
-    _chunk_length(hidden, n_chunks, -2)
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    n_chunks, ignore_index = positive_int("n_chunks", n_chunks), as_int("ignore_index", ignore_index)
+    chunk_length(hidden, n_chunks, -2)
+    one_of("reduction", reduction, ("mean", "sum"))
     return _ChunkedCrossEntropy.apply(hidden, weight, bias, targets, n_chunks, ignore_index, reduction == "mean")

@@ -10,31 +10,23 @@ used, so ``reformer_lab.seed_everything`` still makes the draw repeatable.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
+from reformer_lab.validation import as_bool, as_int, positive_int
+
 __all__ = ["check_n_buckets", "hash_vectors", "random_rotations"]
 
 
-def _as_int(name: str, value: object, minimum: int) -> int:
-    """``value`` as an int >= ``minimum``, or a ValueError naming the argument."""
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise ValueError(f"{name} must be an int, got {value!r}") from None
-    if number < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {number}")
-    return number
-
-
 def check_n_buckets(n_buckets: int) -> int:
-    """Return ``n_buckets`` as an int, or raise a ValueError: it must be even and at least 2."""
-    n = _as_int("n_buckets", n_buckets, 2)
+    """Return ``n_buckets`` as an int, or raise a ValueError: it must be an even int >= 2.
+
+    Checked like every integer argument (:func:`reformer_lab.validation.as_int`): NumPy integers are
+    accepted, ``bool`` and ``float`` refused (an :class:`~reformer_lab.validation.ArgumentTypeError`).
+    """
+    n = as_int("n_buckets", n_buckets, minimum=2)
     if n % 2:
         raise ValueError(
             f"n_buckets must be even, got {n}: h(x) = argmax([xR; -xR]) gives two buckets per column "
@@ -62,10 +54,11 @@ def random_rotations(
     ``batch_shape`` adds leading dimensions, e.g. ``(n_heads,)`` for a different R per head.
     Draws come from ``generator`` (on the generator's device), else from torch's global generator.
     """
-    d = _as_int("d", d, 1)
+    d = positive_int("d", d)
     half = check_n_buckets(n_buckets) // 2
-    n_hashes = _as_int("n_hashes", n_hashes, 1)
-    batch_shape = tuple(_as_int("batch_shape entries", n, 1) for n in batch_shape)
+    n_hashes = positive_int("n_hashes", n_hashes)
+    batch_shape = tuple(positive_int("batch_shape entries", n) for n in batch_shape)
+    orthogonal = as_bool("orthogonal", orthogonal)
     if orthogonal and half > d:
         raise ValueError(
             f"orthogonal rotations need n_buckets // 2 <= d, got n_buckets={n_buckets} and d={d}: "
@@ -126,7 +119,7 @@ def hash_vectors(
         raise ValueError(f"x must be a floating-point tensor, got {x.dtype}")
     n_buckets = check_n_buckets(n_buckets)
     if n_hashes is not None:
-        n_hashes = _as_int("n_hashes", n_hashes, 1)
+        n_hashes = positive_int("n_hashes", n_hashes)
     if rotations is None:
         rotations = random_rotations(
             x.shape[-1],

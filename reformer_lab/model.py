@@ -2,9 +2,8 @@
 
 ``ReformerLM`` is token embedding + positional embedding → a stack of reversible blocks (paper eq. 9:
 Y₁ = X₁ + Attention(X₂), Y₂ = X₂ + FeedForward(Y₁), LayerNorm inside each block) → LayerNorm over the
-concatenated halves [Y₁; Y₂] → a linear layer to the vocabulary (``design.md``, Algorithm conventions;
-trax's ``ReformerLM``: ``Dup → ReversibleSerial → Concatenate → LayerNorm → Dense``). The stack's
-input is the embedding twice.
+concatenated halves [Y₁; Y₂] → a linear layer to the vocabulary (the layout of trax's ``ReformerLM``:
+``Dup → ReversibleSerial → Concatenate → LayerNorm → Dense``). The stack's input is the embedding twice.
 
 Each switch of :class:`ReformerConfig` turns one of the paper's approximations on or off, so every
 experiment is one config away from its baseline:
@@ -33,18 +32,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from reformer_lab.attention import FullSelfAttention, LSHSelfAttention
-from reformer_lab.feedforward import FeedForward, chunked_cross_entropy
+from reformer_lab.feedforward import FeedForward, chunked_cross_entropy, dropout_probability
 from reformer_lab.reversible import AttentionBranch, ReversibleBlock, ReversibleSequence
+from reformer_lab.validation import as_bool, as_float, as_int, one_of, positive_int
 
 __all__ = ["ATTENTION_KINDS", "POSITIONAL_KINDS", "AxialPositionalEmbedding", "ReformerConfig", "ReformerLM"]
 
 ATTENTION_KINDS = ("full", "lsh")
 POSITIONAL_KINDS = ("learned", "axial")
-
-
-def _check_positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -83,11 +78,20 @@ class ReformerConfig:
     attend_across_buckets: bool = False
 
     def __post_init__(self) -> None:
+        # Checked by reformer_lab.validation and stored as plain Python values (NumPy integers become int),
+        # so ``to_dict`` stays JSON-ready.
+        checked: dict[str, Any] = {"dropout": dropout_probability("dropout", self.dropout)}
         for name in ("vocab_size", "max_len", "d_model", "d_ff", "n_heads", "n_layers", "n_hashes", "chunk_size",
                      "ff_chunks", "loss_chunks"):
-            _check_positive(name, getattr(self, name))
-        if self.attention not in ATTENTION_KINDS:
-            raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {self.attention!r}")
+            checked[name] = positive_int(name, getattr(self, name))
+        for name in ("shared_qk", "causal", "reversible", "attend_across_buckets"):
+            checked[name] = as_bool(name, getattr(self, name))
+        for name in ("axial_shape", "axial_dims"):
+            if getattr(self, name) is not None:
+                checked[name] = tuple(as_int(f"{name} entries", n) for n in getattr(self, name))
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
+        one_of("attention", self.attention, ATTENTION_KINDS)
         if self.attention == "lsh" and not self.shared_qk:
             raise ValueError("LSH attention needs shared_qk=True: queries and keys must hash into the same "
                              "buckets (paper §2, 'Shared-QK Transformer')")
@@ -96,11 +100,7 @@ class ReformerConfig:
         if self.attention == "lsh" and self.max_len % self.chunk_size:
             raise ValueError(f"max_len={self.max_len} must be a multiple of chunk_size={self.chunk_size} "
                              "(LSH attention cuts the sorted sequence into chunks of that length)")
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
-        if self.positional not in POSITIONAL_KINDS:
-            raise ValueError(f"positional must be one of {POSITIONAL_KINDS}, got {self.positional!r}")
-        if self.positional == "axial":
+        if one_of("positional", self.positional, POSITIONAL_KINDS) == "axial":
             self._check_axial()
 
     def _check_axial(self) -> None:
@@ -260,7 +260,7 @@ class ReformerLM(nn.Module):
         if n_hashes is None:
             yield
             return
-        _check_positive("n_hashes", n_hashes)
+        n_hashes = positive_int("n_hashes", n_hashes)
         modules = [m for m in self.modules() if isinstance(m, LSHSelfAttention)]
         saved = [m.n_hashes for m in modules]
         try:
@@ -294,6 +294,8 @@ class ReformerLM(nn.Module):
         (causal attention never looks right, so padding does not change the logits except through
         LSH's sort; it is a teaching helper, not a fast decoder).
         """
+        n_tokens, temperature = as_int("n_tokens", n_tokens, minimum=0), as_float("temperature", temperature, minimum=0)
+        top_k = None if top_k is None else positive_int("top_k", top_k)
         if prompt.dim() == 1:
             prompt = prompt[None]
         if prompt.shape[1] + n_tokens > self.config.max_len:

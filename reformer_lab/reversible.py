@@ -13,7 +13,8 @@ back, each block rebuilds its inputs and computes its gradients (RevNet Algorith
 memory then no longer grows with depth (Table 3: the n_l factor goes). LayerNorm sits inside F and G
 (§3). Both streams are d_model wide, so a reversible model has the parameters of an ordinary one.
 
-What the recomputation must replay exactly (``design.md``):
+What the recomputation must replay exactly (otherwise the rebuilt inputs, and so the gradients, differ
+from those of the forward pass):
 
 * **Randomness (dropout).** Each block draws two seeds (one for F, one for G) from torch's global
   generator, and each branch runs under ``torch.random.fork_rng`` after seeding the CPU generator and
@@ -47,7 +48,8 @@ import torch
 from torch import Tensor, nn
 
 from reformer_lab.attention import FullSelfAttention, LSHSelfAttention
-from reformer_lab.feedforward import FeedForward, _chunk_length, _positive_int, chunked
+from reformer_lab.feedforward import FeedForward, chunk_length, chunked, dropout_probability
+from reformer_lab.validation import as_bool, as_int, one_of, positive_int
 
 __all__ = [
     "STACK_VARIANTS",
@@ -113,14 +115,11 @@ class AttentionBranch(nn.Module):
 
     def __init__(self, attention: nn.Module, *, dropout: float = 0.0) -> None:
         super().__init__()
-        d_model = getattr(attention, "d_model", None)
-        if not isinstance(d_model, int):
+        if not hasattr(attention, "d_model"):
             raise ValueError("attention must have an int attribute d_model (the width of its input and output)")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
-        self.norm = nn.LayerNorm(d_model)
+        self.norm = nn.LayerNorm(positive_int("attention.d_model", attention.d_model))
         self.attention = attention
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(dropout_probability("dropout", dropout))
 
     @property
     def last_buckets(self) -> Tensor | None:
@@ -230,7 +229,7 @@ class ReversibleBlock(nn.Module):
         self, y1: Tensor, y2: Tensor, dy1: Tensor, dy2: Tensor, seeds: Seeds | None, ff_chunks: int,
         params: list[nn.Parameter],
     ) -> tuple[Tensor, Tensor, list[Tensor | None]]:
-        size = _chunk_length(y1, ff_chunks, -2)
+        size = chunk_length(y1, ff_chunks, -2)
         x2, dz1, grads = torch.empty_like(y2), dy1.clone(), [None] * len(params)
         with seeded(None if seeds is None else seeds[1], y1.device):  # chunks in the forward pass's order
             for start in range(0, y1.shape[-2], size):
@@ -345,15 +344,17 @@ class ReversibleSequence(nn.Module):
         if not blocks or not all(isinstance(b, ReversibleBlock) for b in blocks):
             raise ValueError("ReversibleSequence needs at least one block, each a ReversibleBlock")
         self.blocks = nn.ModuleList(blocks)
-        self.ff_chunks = _positive_int("ff_chunks", ff_chunks)
-        self.reversible, self.replay_randomness, self.replay_buckets = reversible, replay_randomness, replay_buckets
+        self.ff_chunks = positive_int("ff_chunks", ff_chunks)
+        self.reversible = as_bool("reversible", reversible)
+        self.replay_randomness = as_bool("replay_randomness", replay_randomness)
+        self.replay_buckets = as_bool("replay_buckets", replay_buckets)
 
     def forward(self, x1: Tensor, x2: Tensor | None = None, *, reversible: bool | None = None) -> tuple[Tensor, Tensor]:
         x2 = x1 if x2 is None else x2
         if x1.shape != x2.shape or x1.dim() < 2:
             raise ValueError(f"x1 and x2 must have the same shape [..., L, d_model], got {tuple(x1.shape)} "
                              f"and {tuple(x2.shape)}")
-        _chunk_length(x1, self.ff_chunks, -2)
+        chunk_length(x1, self.ff_chunks, -2)
         seeds = draw_seeds(len(self.blocks))
         use_reversible = self.reversible if reversible is None else reversible
         if not use_reversible or not torch.is_grad_enabled():
@@ -388,12 +389,11 @@ def reversible_stack(
     ``"full"`` (shared-QK :class:`~reformer_lab.attention.FullSelfAttention`). ``seed`` fixes the
     parameter initialisation without touching the global RNG.
     """
-    n_layers = _positive_int("n_layers", n_layers)
-    if attention not in ("lsh", "full"):
-        raise ValueError(f"attention must be 'lsh' or 'full', got {attention!r}")
+    n_layers = positive_int("n_layers", n_layers)
+    one_of("attention", attention, ("lsh", "full"))
     with torch.random.fork_rng(devices=[], enabled=seed is not None):
         if seed is not None:
-            torch.manual_seed(seed)
+            torch.manual_seed(as_int("seed", seed))
         blocks = [ReversibleBlock(AttentionBranch(_attention(attention, d_model, n_heads, chunk_size, n_hashes,
                                                              causal), dropout=dropout),
                                   FeedForward(d_model, d_ff, dropout=dropout)) for _ in range(n_layers)]

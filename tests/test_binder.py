@@ -25,3 +25,16 @@ def test_binder_url_opens_one_notebook_at_a_ref() -> None:
 def test_binder_url_rejects_non_github_remote() -> None:
     with pytest.raises(ValueError, match="GitHub URL"):
         binder_url("/srv/git/reformer-lab")
+
+
+def test_binder_module_runs_as_a_plain_script_with_the_standard_library_only() -> None:
+    import ast
+    from pathlib import Path
+
+    import reformer_lab.lessons.binder as module
+
+    tree = ast.parse(Path(module.__file__).read_text())
+    nodes = list(ast.walk(tree))
+    imported = {alias.name.split(".")[0] for node in nodes if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {(node.module or "").split(".")[0] for node in nodes if isinstance(node, ast.ImportFrom)}
+    assert imported <= {"__future__", "argparse", "re", "subprocess", "urllib", "sys", "pathlib"}, imported

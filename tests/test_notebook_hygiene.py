@@ -40,7 +40,7 @@ def test_first_cell_sets_up_and_figures_are_png(path: Path) -> None:
     cells = _code_cells(path)
     first = "".join(cells[0]["source"])
     assert "setup_notebook(" in first and "NBVAL_IGNORE_OUTPUT" in first, (
-        f"{path.name}: the first code cell must call reformer_lab.setup_notebook() and ignore its output"
+        f"{path.name}: the first code cell must call setup_notebook() (reformer_lab.lessons) and ignore its output"
     )
     for i, cell in enumerate(cells):
         for output in cell["outputs"]:

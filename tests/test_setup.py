@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import reformer_lab
+from reformer_lab.lessons import setup_notebook
 
 
 @pytest.fixture
@@ -30,16 +31,19 @@ def test_seed_everything_repeats_every_stream_and_returns_a_seeded_generator() -
 
 @pytest.mark.parametrize("seed", [-1, 1.5, "0"])
 def test_seed_everything_rejects_bad_seeds(seed) -> None:
-    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+    with pytest.raises(ValueError, match=r"seed must be an int >= 0, got "):
         reformer_lab.seed_everything(seed)
 
 
 @pytest.mark.usefixtures("restore_threads")
 def test_setup_notebook_threads_default_and_override(capsys) -> None:
-    reformer_lab.setup_notebook(0)
+    setup_notebook(0)
     assert torch.get_num_threads() == min(2, os.cpu_count() or 1)
-    assert "reformer_lab" in capsys.readouterr().out
-    reformer_lab.setup_notebook(0, threads=1, show_versions=False)
+    printed = capsys.readouterr().out
+    assert "reformer_lab" in printed
+    assert f"{min(2, os.cpu_count() or 1)} CPU thread" in printed
+    assert ("CUDA" in printed) and (("CPU only" in printed) != torch.cuda.is_available())
+    setup_notebook(0, threads=1, show_versions=False)
     assert torch.get_num_threads() == 1
     assert capsys.readouterr().out == ""
 
@@ -47,5 +51,5 @@ def test_setup_notebook_threads_default_and_override(capsys) -> None:
 @pytest.mark.parametrize("threads", [0, -2, 1.0, True])
 @pytest.mark.usefixtures("restore_threads")
 def test_setup_notebook_rejects_bad_thread_counts(threads) -> None:
-    with pytest.raises(ValueError, match="threads must be a positive int"):
-        reformer_lab.setup_notebook(0, threads=threads, show_versions=False)
+    with pytest.raises(ValueError, match=r"threads must be an int >= 1, got "):
+        setup_notebook(0, threads=threads, show_versions=False)

@@ -5,3 +5,7 @@
 ``common`` holds what every lesson's figures share. This is the only layer that imports Matplotlib
 or ipywidgets.
 """
+
+from reformer_lab.lessons.setup import setup_notebook
+
+__all__ = ["setup_notebook"]

@@ -1,7 +1,8 @@
 """Build the mybinder.org launch link for a clone of this repository.
 
 No URL is hard-coded: the link is derived from the clone's ``origin`` remote, so forks get their own.
-Run ``make binder-url`` (or ``python -m reformer_lab.lessons.binder``) to print it.
+Run ``make binder-url`` (or ``python reformer_lab/lessons/binder.py``) to print it: this module uses only the
+standard library, so it runs before the environment is installed.
 """
 
 from __future__ import annotations
