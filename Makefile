@@ -1,7 +1,16 @@
 # The README's two commands are `make lab` and `make test`; the rest are helpers.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The Python the lock and torch 2.13.0 are tested with; make refuses others before installing anything.
+PYTHON_SUPPORTED := 3.11
+# TORCH=cpu (default): PyTorch's CPU build from its CPU index (754 MB; the default index's Linux build is the
+# CUDA one, ~4.7 GB). TORCH=cuda: the default index's build, for a machine with an NVIDIA GPU.
+TORCH ?= cpu
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_VERSION := $(shell sed -n 's/^torch==//p' requirements.lock)
 VENV ?= .venv
+comma := ,
+TORCH_CPU_HOST = $(word 2,$(subst /, ,$(TORCH_CPU_INDEX)))
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
@@ -9,13 +18,34 @@ PORT ?= 8888
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with sanitize.cfg --nbval-cell-timeout=600
 
-.PHONY: venv lab test test-unit test-notebooks test-browser notebooks lint lock binder-url bench-attention bench-peers clean
+.PHONY: venv check-python lab test test-unit test-notebooks test-portable test-browser notebooks lint lock binder-url \
+	bench-attention bench-peers clean
 
 venv: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+## make check-python: stop early, with the fix, when $(PYTHON) is not Python $(PYTHON_SUPPORTED)
+check-python:
+	@found=$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null); \
+	if [ "$$found" != "$(PYTHON_SUPPORTED)" ]; then \
+		echo "reformer-lab needs Python $(PYTHON_SUPPORTED) (the lock and torch $(TORCH_VERSION) are tested there);" \
+			"'$(PYTHON)' is $${found:-not a working Python}. Install $(PYTHON_SUPPORTED), then run e.g." \
+			"make PYTHON=/path/to/python$(PYTHON_SUPPORTED) lab" >&2; \
+		exit 1; \
+	fi
+
+$(STAMP): requirements.lock pyproject.toml | check-python
+	@if [ -x $(PY) ] && ! $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != ($(subst .,$(comma),$(PYTHON_SUPPORTED))))'; then \
+		echo "$(VENV) was built with another Python: rebuilding it"; rm -rf $(VENV); fi
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	@if [ "$(TORCH)" = cpu ] && $(PY) -c "import socket; socket.create_connection(('$(TORCH_CPU_HOST)', 443), timeout=3)" 2>/dev/null; then \
+		echo "torch $(TORCH_VERSION): CPU build from $(TORCH_CPU_INDEX)"; \
+		$(PY) -m pip install --quiet --index-url $(TORCH_CPU_INDEX) "torch==$(TORCH_VERSION)"; \
+	else \
+		if [ "$(TORCH)" = cpu ]; then echo "torch $(TORCH_VERSION): $(TORCH_CPU_HOST) is out of reach, using the configured index"; \
+		else echo "torch $(TORCH_VERSION): the default index's build (TORCH=$(TORCH))"; fi; \
+		$(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"; \
+	fi
 	$(PY) -m pip install --quiet -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $@
@@ -34,6 +64,11 @@ test-unit: venv
 
 test-notebooks: venv
 	$(PY) -m pytest $(NBVAL) notebooks
+
+## make test-portable: nbval again with the kernels another CPU would use (non-vectorised ATen, MKL's
+## reproducible mode); a stored output that only holds on this machine fails here
+test-portable: venv
+	ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE $(PY) -m pytest $(NBVAL) notebooks
 
 test-browser: venv
 	$(PY) -m pytest tests/browser
