@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from reformer_lab.attention import sort_by_bucket
-from reformer_lab.lessons import exercises
+from reformer_lab.lessons.exercises import l02 as exercises
 from reformer_lab.lessons.solutions import l02
 from reformer_lab.measure import chunking_stats as bucket_stats
 
@@ -104,7 +104,7 @@ def test_window_check_accepts_zero_one_masks_and_rejects_other_types() -> None:
     assert exercises.check_window_mask(lambda s, m: l02.window_mask(s, m).int()).passed
     assert exercises.check_window_mask(lambda s, m: l02.window_mask(s, m).tolist()).passed
     halves = exercises.check_window_mask(lambda s, m: l02.window_mask(s, m).float() / 2)
-    assert not halves.passed and "return a bool mask" in halves.message
+    assert not halves.passed and "expected a tensor of booleans (a bool mask)" in halves.message
     shape = exercises.check_window_mask(lambda s, m: l02.window_mask(s, m)[0])
     assert not shape.passed and "expected shape" in shape.message
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reformer_lab.lessons import exercises
+from reformer_lab.lessons.exercises import l04 as exercises
 from reformer_lab.lessons.solutions import l04
 from reformer_lab.measure import reversible_stats
 from reformer_lab.reversible import reversible_stack

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reformer_lab.lessons import exercises
+from reformer_lab.lessons.exercises import l05 as exercises
 
 CHECKS = [exercises.check_chunked_ff, exercises.check_ff_chunk_bytes, exercises.check_reformer_memory]
 

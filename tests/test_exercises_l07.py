@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from reformer_lab.data import DuplicationTask
-from reformer_lab.lessons import exercises
+from reformer_lab.lessons.exercises import l07 as exercises
 from reformer_lab.lessons.solutions import l07
 
 CHECKS = [exercises.check_second_copy_mask, exercises.check_needed_key, exercises.check_masked_accuracy]

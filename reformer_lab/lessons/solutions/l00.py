@@ -1,4 +1,4 @@
-"""Solutions to lesson 00, "the memory problem"."""
+"""Solutions to lesson 00, "the memory problem" (paper §1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Solutions to lesson 01, "angular LSH"."""
+"""Solutions to lesson 01, "angular LSH" (paper §2, Figure 1, eq. 6)."""
 
 from __future__ import annotations
 
