@@ -1,15 +1,28 @@
-"""Attention for the Reformer: full, memory-efficient and LSH attention (paper §2 and Appendix A).
+"""Attention for the Reformer: full, memory-efficient and LSH attention (paper §2, eqs. 1–6; Appendix A, eqs. 11–16).
 
-Conventions (``design.md``, "Algorithm conventions"):
+* :func:`full_attention`: eq. 1, softmax(QKᵀ/√d)V, and its shared-QK form (§2, "Shared-QK Transformer");
+* :func:`memory_efficient_attention`: the same result a chunk of queries at a time, recomputed in the
+  backward pass (§2, "Memory-efficient attention"; the paper's full-attention baseline);
+* :func:`lsh_attention`: LSH attention (§2, eqs. 2–6): hash (:mod:`reformer_lab.hashing`, Figure 1),
+  sort by bucket (:func:`sort_by_bucket`, Figure 2), attend within chunks (Appendix A, eq. 11; the
+  kernel is :mod:`reformer_lab.lsh_chunks`), combine the rounds (eqs. 12–15);
+* :class:`LSHSelfAttention`, :class:`FullSelfAttention`: the multi-head modules, which share parameter
+  names so a model trained with one is evaluated with the other (Table 2).
+
+Conventions, the same for every attention here:
 
 * Shared-QK attention uses unit keys k̂_j = q_j/‖q_j‖ and logits q_i·k̂_j with no further 1/√d.
   A query may attend to itself only when nothing else is visible: its own logit gets a finite
   penalty of 1e5 (paper eq. 16). Masked keys get the logit −1e9, so no row is ever all −inf.
+  (``unit_keys``, ``SELF_PENALTY`` and ``MASK_VALUE`` are defined in :mod:`reformer_lab.lsh_chunks`,
+  whose kernel needs them, and re-exported here.)
 * Causal masks compare original positions: key position > query position is masked.
 * LSH attention sorts each round by (bucket, position), cuts it into chunks that never mix rounds,
   and lets each chunk see itself and the previous chunk of the same round (paper eq. 11). Rounds are
   combined through their logsumexps (eqs. 12–15) and, by default, each logit gets −log N_ij
   (Appendix A) so that a pair seen in several rounds counts once.
+* Integer arguments and flags are checked by :mod:`reformer_lab.validation` (NumPy integers accepted;
+  ``bool`` where an int belongs, or a string where a flag belongs, refused).
 
 Logits are computed in at least float32 (half-precision inputs are upcast for the softmax).
 """
@@ -20,11 +33,12 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from reformer_lab.hashing import _as_int, check_n_buckets, hash_vectors, random_rotations
+from reformer_lab.hashing import check_n_buckets, hash_vectors, random_rotations, rotations_for
+from reformer_lab.lsh_chunks import MASK_VALUE, SELF_PENALTY, Windows, chunk_attention, dense_weights, unit_keys
+from reformer_lab.validation import as_bool, as_int, positive_int
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -41,16 +55,8 @@ __all__ = [
     "unit_keys",
 ]
 
-SELF_PENALTY = 1e5  # paper eq. 16: m_ii = 10^5
-MASK_VALUE = -1e9  # logit of a masked key (causal, other bucket, outside the window); trax's value
 MAX_WEIGHTS_LENGTH = 2048  # LSHInfo.weights is an L×L tensor: only built up to this length
 DEFAULT_CHUNK_SIZE = 64  # LSHSelfAttention's chunk size when neither it nor n_buckets is given
-_NORM_EPS = 1e-12  # F.normalize's: a zero query gets the key 0 rather than NaN
-
-
-def unit_keys(q: Tensor) -> Tensor:
-    """Shared-QK keys k̂ = q/‖q‖ (paper §2, "Shared-QK Transformer")."""
-    return F.normalize(q, dim=-1, eps=_NORM_EPS)
 
 
 def _logit_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -66,6 +72,7 @@ def _prepare_full(
     q: Tensor, v: Tensor, k: Tensor | None, self_mask: bool | None, scale: float | None
 ) -> tuple[Tensor, bool, float]:
     """Validate shapes; return the keys, whether to apply the self mask, and the logit scale."""
+    self_mask = (k is None) if self_mask is None else as_bool("self_mask", self_mask)  # on by default for shared QK
     if q.dim() < 2:
         raise ValueError(f"q must have shape [..., L, d] (at least 2 dims), got {tuple(q.shape)}")
     if k is None:
@@ -74,7 +81,7 @@ def _prepare_full(
                 f"shared-QK attention needs q and v with the same shape up to the last dim [..., L, :], "
                 f"got q {tuple(q.shape)} and v {tuple(v.shape)}"
             )
-        return unit_keys(q), True if self_mask is None else self_mask, 1.0 if scale is None else scale
+        return unit_keys(q), self_mask, 1.0 if scale is None else scale
     if k.shape[:-2] != q.shape[:-2] or k.shape[-1] != q.shape[-1]:
         raise ValueError(
             f"k must have shape [..., L_k, d] matching q's leading dims and d, got q {tuple(q.shape)} "
@@ -84,7 +91,7 @@ def _prepare_full(
         raise ValueError(
             f"v must have shape [..., L_k, d_v] like k, got k {tuple(k.shape)} and v {tuple(v.shape)}"
         )
-    return k, bool(self_mask), q.shape[-1] ** -0.5 if scale is None else scale
+    return k, self_mask, q.shape[-1] ** -0.5 if scale is None else scale
 
 
 def _masked_logits(q: Tensor, k: Tensor, scale: float, q_start: int, causal: bool, self_mask: bool) -> Tensor:
@@ -119,6 +126,7 @@ def full_attention(
     ``causal`` masks keys at positions after the query. ``scale`` overrides the logit scale.
     Returns the output ``[..., L, d_v]``, and the weights too with ``return_weights=True``.
     """
+    causal = as_bool("causal", causal)
     k, self_mask, scale = _prepare_full(q, v, k, self_mask, scale)
     weights = torch.softmax(_masked_logits(q, k, scale, 0, causal, self_mask), dim=-1).to(v.dtype)
     out = weights @ v
@@ -195,7 +203,7 @@ def memory_efficient_attention(
     extra memory is one ``[..., query_chunk_size, L]`` block. This is the paper's full-attention
     baseline. Arguments mean what they mean in :func:`full_attention` (shared-QK when ``k`` is None).
     """
-    query_chunk_size = _as_int("query_chunk_size", query_chunk_size, 1)
+    query_chunk_size, causal = positive_int("query_chunk_size", query_chunk_size), as_bool("causal", causal)
     k, self_mask, scale = _prepare_full(q, v, k, self_mask, scale)
     return _ChunkedAttention.apply(q, k, v, scale, causal, self_mask, query_chunk_size)
 
@@ -253,7 +261,7 @@ def _resolve_chunk_size(length: int, n_buckets: int, chunk_size: int | None) -> 
                 f"pass chunk_size, or pick n_buckets dividing 2·L = {2 * length}"
             )
         chunk_size = 2 * length // n_buckets
-    chunk_size = _as_int("chunk_size", chunk_size, 1)
+    chunk_size = positive_int("chunk_size", chunk_size)
     if length % chunk_size:
         raise ValueError(
             f"chunk_size={chunk_size} must divide the sequence length L={length}: pad the sequence or "
@@ -284,181 +292,6 @@ def _check_buckets(buckets: Tensor, qk: Tensor, n_buckets: int, n_hashes: int | 
         raise ValueError(f"buckets hold {buckets.shape[-2]} rounds but n_hashes={n_hashes}")
     if buckets.numel() and (buckets.min() < 0 or buckets.max() >= n_buckets):
         raise ValueError(f"bucket ids must lie in [0, n_buckets) = [0, {n_buckets})")
-
-
-def _look_back(x: Tensor) -> Tensor:
-    """For blocks ``[B, H, n_chunks, chunk, ...]``: each chunk preceded by the previous chunk of its round.
-
-    Chunk 0's "previous chunk" is the round's last chunk (a wrap that the caller masks, eq. 11).
-    With a single chunk per round there is no previous chunk and ``x`` is returned as it is.
-    """
-    if x.shape[2] == 1:
-        return x
-    return torch.cat([x.roll(1, dims=2), x], dim=3)
-
-
-@dataclass
-class _Windows:
-    """Where each blocked query and key came from, for masking the logits ``[B, H, n_chunks, chunk, window]``.
-
-    ``q_pos`` ``[B, H, n_chunks, chunk]`` holds original positions (the sort order); ``buckets`` and
-    ``chunk_ids`` ``[B, H, L]`` the bucket and chunk of every position in every round.
-    """
-
-    q_pos: Tensor
-    buckets: Tensor
-    chunk_ids: Tensor
-    causal: bool
-    attend_across_buckets: bool
-    dedup: bool
-
-    def part(self, rows: slice) -> _Windows:
-        return _Windows(self.q_pos[rows], self.buckets[rows], self.chunk_ids[rows], self.causal,
-                        self.attend_across_buckets, self.dedup)
-
-    @torch.no_grad()
-    def mask_(self, logits: Tensor) -> None:
-        """Apply eqs. 3–5, 11 and 16 and Appendix A's −log N_ij to ``logits`` in place."""
-        n_chunks, chunk = self.q_pos.shape[2:]
-        k_pos = _look_back(self.q_pos)
-        if n_chunks > 1:
-            logits[:, :, 0, :, :chunk] = MASK_VALUE  # a round's first chunk looks back at nothing
-        logits[..., -chunk:].diagonal(dim1=-2, dim2=-1).sub_(SELF_PENALTY)  # each position's own key
-        if self.dedup and self.q_pos.shape[1] > 1:
-            counts = _visit_counts(self.q_pos, k_pos, self.chunk_ids, self.buckets, self.attend_across_buckets)
-            logits.sub_(counts.to(logits.dtype).log_())
-        invalid = None
-        if self.causal:
-            invalid = k_pos.unsqueeze(-2) > self.q_pos.unsqueeze(-1)
-        if not self.attend_across_buckets:
-            q_bucket = self.buckets.gather(-1, self.q_pos.flatten(2)).view_as(self.q_pos)
-            other = _look_back(q_bucket).unsqueeze(-2) != q_bucket.unsqueeze(-1)
-            invalid = other if invalid is None else invalid.logical_or_(other)
-        if invalid is not None:
-            logits.masked_fill_(invalid, MASK_VALUE)
-
-
-def _row_groups(rows: int, parts: int = 4) -> list[slice]:
-    """Split ``rows`` leading entries into about ``parts`` slices (transient memory ÷ parts)."""
-    step = -(-rows // min(rows, parts))
-    return [slice(start, min(start + step, rows)) for start in range(0, rows, step)]
-
-
-# The chunk products below work on chunks flattened to [N, chunk, ·] (N = rows·rounds·chunks), so chunk t's
-# predecessor is entry t − 1. At a round's first chunk that entry is the previous round's last chunk: those
-# logits are masked, their probabilities are exactly 0, and every product through them adds zeros.
-
-
-def _chunk_logits(a: Tensor, b_t: Tensor, out: Tensor) -> None:
-    """``out[t] = [a[t] @ b_t[t − 1], a[t] @ b_t[t]]`` (look-back, own chunk) for ``out`` ``[N, chunk, window]``."""
-    chunk = a.shape[-2]
-    torch.bmm(a, b_t, out=out[..., -chunk:])
-    if out.shape[-1] > chunk:
-        torch.bmm(a[1:], b_t[:-1], out=out[1:, :, :chunk])
-        out[0, :, :chunk] = 0.0  # the group's first chunk has no predecessor
-
-
-def _chunk_apply(p: Tensor, x: Tensor) -> Tensor:
-    """Each query's row of ``p`` ``[N, chunk, window]`` times its window of ``x`` ``[N, chunk, d]``."""
-    chunk = x.shape[-2]
-    result = torch.bmm(p[..., -chunk:], x)
-    if p.shape[-1] > chunk:
-        result[1:].baddbmm_(p[1:, :, :chunk], x[:-1])
-    return result
-
-
-def _chunk_apply_t(p: Tensor, x: Tensor) -> Tensor:
-    """The transpose of :func:`_chunk_apply`: ``pᵀ @ x`` summed onto the keys of each window."""
-    chunk = x.shape[-2]
-    result = torch.bmm(p[..., -chunk:].mT, x)
-    if p.shape[-1] > chunk:
-        result[:-1].baddbmm_(p[1:, :, :chunk].mT, x[1:])
-    return result
-
-
-class _ChunkAttention(torch.autograd.Function):
-    """Attention of sorted chunks to themselves and their predecessor (eq. 11), without copying the keys.
-
-    Inputs are the sorted blocks ``q`` ``[B, H, n_chunks, chunk, d]`` and ``v``; the keys are q/‖q‖ and
-    the look-back reads the previous chunk in place, so no ``[…, 2·chunk, d]`` key or value copy exists.
-    Forward saves q, v, the probabilities and the output; backward uses
-    dS = P ∘ (dP − rowsum(dO ∘ O) + d lse). Both passes run over about four groups of rows, so logits,
-    masks and gradients of one group exist at a time.
-    Returns the blocked output, its logsumexp ``[B, H, n_chunks, chunk]`` and the probabilities
-    (no gradient; for :class:`LSHInfo`).
-    """
-
-    @staticmethod
-    def forward(ctx, q, v, windows):  # type: ignore[override]
-        chunk, n_chunks = q.shape[-2], q.shape[2]
-        width = 2 * chunk if n_chunks > 1 else chunk
-        probs = q.new_empty(*q.shape[:-1], width)
-        out = v.new_empty(v.shape)
-        lse = q.new_empty(q.shape[:-1])
-        for rows in _row_groups(q.shape[0]):
-            q_g = q[rows].flatten(0, 2)
-            logits = q_g.new_empty(*q_g.shape[:-1], width)
-            _chunk_logits(q_g, unit_keys(q_g).mT, logits)
-            logits = logits.view(probs[rows].shape)
-            windows.part(rows).mask_(logits)
-            top = logits.amax(dim=-1)  # rows are never fully masked: the self key stays
-            p = torch.softmax(logits, dim=-1, out=probs[rows])
-            lse[rows] = top - p.amax(dim=-1).log()  # p at the top logit is exp(top − lse)
-            out[rows] = _chunk_apply(p.flatten(0, 2), v[rows].flatten(0, 2)).view_as(out[rows])
-        ctx.save_for_backward(q, v, probs, out)
-        ctx.mark_non_differentiable(probs)
-        ctx.set_materialize_grads(False)  # no zero-filled gradient for the probabilities (or an unused lse)
-        return out, lse, probs
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out, grad_lse, _grad_probs):  # type: ignore[override]
-        q, v, probs, out = ctx.saved_tensors
-        grad_q, grad_v = torch.empty_like(q), torch.empty_like(v)
-        grad_out = torch.zeros_like(out) if grad_out is None else grad_out
-        for rows in _row_groups(q.shape[0]):
-            p, d_out, q_g, v_g = (x[rows].flatten(0, 2) for x in (probs, grad_out, q, v))
-            grad_v[rows] = _chunk_apply_t(p, d_out).view_as(grad_v[rows])
-            d_s = torch.empty_like(p)
-            _chunk_logits(d_out, v_g.mT, d_s)
-            row = (d_out * out[rows].flatten(0, 2)).sum(dim=-1, keepdim=True)
-            if grad_lse is not None:
-                row -= grad_lse[rows].reshape(row.shape)
-            d_s.sub_(row).mul_(p)
-            norm = q_g.norm(dim=-1, keepdim=True)
-            keys = q_g / norm.clamp(min=_NORM_EPS)
-            d_keys = _chunk_apply_t(d_s, q_g)
-            along = (keys * d_keys).sum(dim=-1, keepdim=True).mul_(norm > _NORM_EPS)  # 0 where clamped
-            d_q = _chunk_apply(d_s, keys).add_((d_keys - keys * along).div_(norm.clamp_(min=_NORM_EPS)))
-            grad_q[rows] = d_q.view_as(grad_q[rows])
-        return grad_q, grad_v, None
-
-
-def _visit_counts(
-    q_pos: Tensor, k_pos: Tensor, chunk_ids: Tensor, buckets: Tensor, attend_across_buckets: bool
-) -> Tensor:
-    """N_ij of Appendix A for every blocked (query, key) slot whose pair lies in that round's window.
-
-    Key j is in query i's window in round r' iff chunk_r'(i) − chunk_r'(j) ∈ {0, 1} (no wrap between
-    rounds) and, unless attending across buckets, h_r'(j) = h_r'(i). One code per position and round,
-    bucket·(n_chunks + 2) + chunk, tests both at once: the codes of i and j differ by 0 or 1 exactly
-    then (a different bucket puts them at least 3 apart). A slot's own round always holds its pair, so
-    only the other rounds are compared (slots outside the window are masked and their count unused).
-    Causal validity is the same in every round, so it does not change the count of a valid pair.
-    """
-    batch, n_hashes, n_chunks = q_pos.shape[:3]
-    codes = chunk_ids.to(torch.int32)
-    if not attend_across_buckets:
-        codes += buckets.to(torch.int32) * (n_chunks + 2)
-    counts = torch.ones(q_pos.shape + k_pos.shape[-1:], dtype=torch.int16, device=q_pos.device)
-    for r in range(n_hashes):
-        q_index, k_index = q_pos[:, r].reshape(batch, -1), k_pos[:, r].reshape(batch, -1)
-        for other in range(n_hashes):
-            if other != r:
-                at_q = codes[:, other].gather(1, q_index).view_as(q_pos[:, r]).unsqueeze(-1)
-                at_k = codes[:, other].gather(1, k_index).view_as(k_pos[:, r]).unsqueeze(-2)
-                counts[:, r] += (at_q - at_k).bitwise_right_shift_(1) == 0  # difference 0 or 1
-    return counts
 
 
 def lsh_attention(
@@ -501,23 +334,15 @@ def lsh_attention(
     :class:`LSHInfo` too with ``return_info=True``.
     """
     _check_qk_v(qk, v)
+    causal, dedup = as_bool("causal", causal), as_bool("dedup", dedup)
+    attend_across_buckets = as_bool("attend_across_buckets", attend_across_buckets)
     n_buckets = check_n_buckets(n_buckets)
     if n_hashes is not None:
-        n_hashes = _as_int("n_hashes", n_hashes, 1)
+        n_hashes = positive_int("n_hashes", n_hashes)
     length, dim, dim_v = qk.shape[-2], qk.shape[-1], v.shape[-1]
     chunk = _resolve_chunk_size(length, n_buckets, chunk_size)
     if buckets is None:
-        if rotations is None:
-            rotations = random_rotations(
-                dim,
-                n_buckets,
-                n_hashes or 1,
-                generator=generator,
-                dtype=qk.dtype,
-                device=generator.device if generator is not None else qk.device,
-            ).to(qk.device)
-        elif generator is not None:
-            raise ValueError("pass rotations or generator, not both (the generator would be unused)")
+        rotations = rotations_for(qk, n_buckets, n_hashes, rotations=rotations, generator=generator)
         buckets = hash_vectors(qk, n_buckets, n_hashes, rotations=rotations)
     elif rotations is not None or generator is not None:
         raise ValueError("given buckets replace hashing: pass buckets, or rotations/generator, not both")
@@ -536,8 +361,8 @@ def lsh_attention(
     sorted_qk = qk.reshape(batch * length, dim).index_select(0, gather_at).view(*blocks, dim)
     sorted_v = v.reshape(batch * length, dim_v).index_select(0, gather_at).view(*blocks, dim_v)
     q_pos = sort_idx.view(blocks)
-    windows = _Windows(q_pos, flat_buckets, undo_idx // chunk, causal, attend_across_buckets, dedup)
-    sorted_out, lse, probs = _ChunkAttention.apply(sorted_qk.to(logit_dtype), sorted_v.to(logit_dtype), windows)
+    windows = Windows(q_pos, flat_buckets, undo_idx // chunk, causal, attend_across_buckets, dedup)
+    sorted_out, lse, probs = chunk_attention(sorted_qk.to(logit_dtype), sorted_v.to(logit_dtype), windows)
 
     # Unsort each round back to original positions, then combine the rounds (eqs. 12–14).
     unsort_at = (
@@ -553,7 +378,7 @@ def lsh_attention(
 
     weights = None
     if length <= MAX_WEIGHTS_LENGTH:
-        weights = _dense_weights(probs, round_weights.detach(), sort_idx, q_pos, _look_back(q_pos))
+        weights = dense_weights(probs, round_weights.detach(), sort_idx, q_pos)
         weights = weights.view(*lead, length, length)
     info = LSHInfo(
         buckets=buckets.detach(),
@@ -567,19 +392,6 @@ def lsh_attention(
         chunk_size=chunk,
     )
     return out, info
-
-
-def _dense_weights(
-    probs: Tensor, round_weights: Tensor, sort_idx: Tensor, q_pos: Tensor, k_pos: Tensor
-) -> Tensor:
-    """Scatter the blocked per-round weights, scaled by round weight, into ``[B, L, L]``."""
-    batch, _, length = sort_idx.shape
-    scaled = probs * round_weights.gather(-1, sort_idx).view_as(q_pos).unsqueeze(-1).to(probs.dtype)
-    index = (q_pos.unsqueeze(-1) * length + k_pos.unsqueeze(-2)).expand(probs.shape)
-    dense = torch.zeros(batch, length * length, dtype=probs.dtype, device=probs.device)
-    return dense.scatter_add_(1, index.reshape(batch, -1), scaled.reshape(batch, -1)).view(
-        batch, length, length
-    )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -598,7 +410,7 @@ def _merge_heads(x: Tensor) -> Tensor:
 
 
 def _check_heads(d_model: int, n_heads: int) -> tuple[int, int]:
-    d_model, n_heads = _as_int("d_model", d_model, 1), _as_int("n_heads", n_heads, 1)
+    d_model, n_heads = positive_int("d_model", d_model), positive_int("n_heads", n_heads)
     if d_model % n_heads:
         raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
     return d_model, n_heads
@@ -638,12 +450,14 @@ class LSHSelfAttention(nn.Module):
     ) -> None:
         super().__init__()
         self.d_model, self.n_heads = _check_heads(d_model, n_heads)
-        self.chunk_size = None if chunk_size is None else _as_int("chunk_size", chunk_size, 1)
+        self.chunk_size = None if chunk_size is None else positive_int("chunk_size", chunk_size)
         self.n_buckets = None if n_buckets is None else check_n_buckets(n_buckets)
-        self.n_hashes = _as_int("n_hashes", n_hashes, 1)
-        self.causal, self.attend_across_buckets, self.dedup = causal, attend_across_buckets, dedup
-        self.orthogonal_rotations = orthogonal_rotations
-        self.generator = None if seed is None else torch.Generator().manual_seed(seed)
+        self.n_hashes = positive_int("n_hashes", n_hashes)
+        self.causal, self.dedup = as_bool("causal", causal), as_bool("dedup", dedup)
+        self.attend_across_buckets = as_bool("attend_across_buckets", attend_across_buckets)
+        self.orthogonal_rotations = as_bool("orthogonal_rotations", orthogonal_rotations)
+        self.generator = None if seed is None else torch.Generator().manual_seed(as_int("seed", seed))
+        d_model, bias = self.d_model, as_bool("bias", bias)
         self.to_qk = nn.Linear(d_model, d_model, bias=bias)
         self.to_v = nn.Linear(d_model, d_model, bias=bias)
         self.to_out = nn.Linear(d_model, d_model)
@@ -734,10 +548,11 @@ class FullSelfAttention(nn.Module):
     ) -> None:
         super().__init__()
         self.d_model, self.n_heads = _check_heads(d_model, n_heads)
-        self.shared_qk, self.causal = shared_qk, causal
-        self.memory_efficient = memory_efficient
-        self.query_chunk_size = _as_int("query_chunk_size", query_chunk_size, 1)
-        if shared_qk:
+        self.shared_qk, self.causal = as_bool("shared_qk", shared_qk), as_bool("causal", causal)
+        self.memory_efficient = as_bool("memory_efficient", memory_efficient)
+        self.query_chunk_size = positive_int("query_chunk_size", query_chunk_size)
+        d_model, bias = self.d_model, as_bool("bias", bias)
+        if self.shared_qk:
             self.to_qk = nn.Linear(d_model, d_model, bias=bias)
         else:
             self.to_q = nn.Linear(d_model, d_model, bias=bias)

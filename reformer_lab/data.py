@@ -4,12 +4,13 @@ Every task hands out batches as a :class:`Batch` of ``inputs``, next-token ``tar
 ``mask`` of the positions that count for loss and accuracy, drawn from an explicit
 ``torch.Generator`` so a run is reproducible from its seed (and resumable from the generator's state).
 
-* :class:`DuplicationTask`: sequences 0w0w with w a random string over {1, …, N}. The paper uses
-  N = 127 and |w| = 511 (length 1024); any smaller size works for lessons. Only the second copy of w
-  can be predicted, so loss and accuracy are masked to it.
+* :class:`DuplicationTask`: sequences 0w0w with w a random string over {1, …, N}, the task of §2.1
+  and Table 2. The paper uses N = 127 and |w| = 511 (length 1024); any smaller size works for
+  lessons. Only the second copy of w can be predicted, so loss and accuracy are masked to it.
 * :class:`CharCorpus`: random windows of a character-level text. :func:`python_docs_text` is Python's
   own documentation (``pydoc_data.topics``, ships with Python, works offline); :func:`load_enwik8`
-  reads the enwik8 bytes from a file the user supplies (a byte-level corpus, 256 symbols).
+  reads the enwik8 bytes from a file the user supplies (a byte-level corpus, 256 symbols, the
+  dataset of §5).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+
+from reformer_lab.validation import as_float, as_int, positive_int
 
 __all__ = [
     "ENWIK8_SPLITS",
@@ -50,6 +53,8 @@ class Batch:
 
     def split(self, rank: int, world_size: int) -> Batch:
         """This rank's contiguous share of the batch (for data-parallel training)."""
+        world_size = positive_int("world_size", world_size)
+        rank = as_int("rank", rank, minimum=0, maximum=world_size - 1)
         size = self.inputs.shape[0]
         if size % world_size:
             raise ValueError(f"batch size {size} must be divisible by the number of processes {world_size}")
@@ -60,7 +65,7 @@ class Batch:
 def _generator(seed: int | torch.Generator | None) -> torch.Generator:
     if isinstance(seed, torch.Generator):
         return seed
-    return torch.Generator().manual_seed(0 if seed is None else int(seed))
+    return torch.Generator().manual_seed(0 if seed is None else as_int("generator", seed))
 
 
 @dataclass(frozen=True)
@@ -78,10 +83,8 @@ class DuplicationTask:
     n_symbols: int = 127
 
     def __post_init__(self) -> None:
-        if isinstance(self.w_len, bool) or not isinstance(self.w_len, int) or self.w_len < 1:
-            raise ValueError(f"w_len must be a positive int, got {self.w_len!r}")
-        if isinstance(self.n_symbols, bool) or not isinstance(self.n_symbols, int) or self.n_symbols < 1:
-            raise ValueError(f"n_symbols must be a positive int, got {self.n_symbols!r}")
+        object.__setattr__(self, "w_len", positive_int("w_len", self.w_len))
+        object.__setattr__(self, "n_symbols", positive_int("n_symbols", self.n_symbols))
 
     @property
     def vocab_size(self) -> int:
@@ -95,6 +98,7 @@ class DuplicationTask:
 
     def sequences(self, batch_size: int, generator: int | torch.Generator | None = None) -> Tensor:
         """``[batch_size, length]`` sequences 0w0w."""
+        batch_size = positive_int("batch_size", batch_size)
         w = torch.randint(1, self.n_symbols + 1, (batch_size, self.w_len), generator=_generator(generator))
         zero = torch.zeros(batch_size, 1, dtype=torch.long)
         return torch.cat([zero, w, zero, w], dim=1)
@@ -108,6 +112,7 @@ class DuplicationTask:
     def batch(self, batch_size: int, generator: int | torch.Generator | None = None) -> Batch:
         """A :class:`Batch` of ``batch_size`` fresh sequences (deterministic given the generator or seed)."""
         seq = self.sequences(batch_size, generator)
+        batch_size = seq.shape[0]
         targets = torch.cat([seq[:, 1:], torch.zeros(batch_size, 1, dtype=torch.long)], dim=1)
         return Batch(seq, targets, self.loss_mask().expand(batch_size, -1).clone())
 
@@ -159,12 +164,13 @@ class CharCorpus:
 
     def __init__(self, data: Tensor, seq_len: int, *, vocab: CharVocab | None = None, valid_fraction: float = 0.1,
                  valid: Tensor | None = None) -> None:
-        if seq_len < 1:
-            raise ValueError(f"seq_len must be positive, got {seq_len}")
+        seq_len = positive_int("seq_len", seq_len)
         self.vocab, self.seq_len = vocab, seq_len
         if valid is None:
-            if not 0.0 < valid_fraction < 1.0:
-                raise ValueError(f"valid_fraction must lie in (0, 1), got {valid_fraction}")
+            valid_fraction = as_float("valid_fraction", valid_fraction, minimum=0.0, exclusive_minimum=True,
+                                      maximum=1.0)
+            if valid_fraction == 1.0:
+                raise ValueError("valid_fraction must be < 1, got 1.0: nothing would be left to train on")
             cut = int(len(data) * (1 - valid_fraction))
             data, valid = data[:cut], data[cut:]
         self.train, self.valid = data.long(), valid.long()

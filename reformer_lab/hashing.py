@@ -17,7 +17,7 @@ from torch import Tensor
 
 from reformer_lab.validation import as_bool, as_int, positive_int
 
-__all__ = ["check_n_buckets", "hash_vectors", "random_rotations"]
+__all__ = ["check_n_buckets", "hash_vectors", "random_rotations", "rotations_for"]
 
 
 def check_n_buckets(n_buckets: int) -> int:
@@ -76,6 +76,29 @@ def random_rotations(
     return rotations
 
 
+def rotations_for(
+    x: Tensor,
+    n_buckets: int,
+    n_hashes: int | None = None,
+    *,
+    rotations: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """The hash matrices for hashing the rows of ``x``: ``rotations`` as given, else fresh Gaussian ones.
+
+    Fresh ones come from :func:`random_rotations` (``n_hashes`` rounds, default 1, in ``x``'s dtype),
+    drawn from ``generator`` on its device, else from torch's global generator, and moved to ``x``'s
+    device. Passing both ``rotations`` and ``generator`` is a ``ValueError`` (the generator would be unused).
+    """
+    if rotations is not None:
+        if generator is not None:
+            raise ValueError("pass rotations or generator, not both (the generator would be unused)")
+        return rotations
+    device = generator.device if generator is not None else x.device
+    return random_rotations(x.shape[-1], n_buckets, n_hashes or 1, generator=generator, dtype=x.dtype,
+                            device=device).to(x.device)
+
+
 def _check_rotations(rotations: Tensor, x: Tensor, n_buckets: int, n_hashes: int | None) -> None:
     d = x.shape[-1]
     rounds = n_hashes if n_hashes is not None else "n_hashes"
@@ -120,17 +143,7 @@ def hash_vectors(
     n_buckets = check_n_buckets(n_buckets)
     if n_hashes is not None:
         n_hashes = positive_int("n_hashes", n_hashes)
-    if rotations is None:
-        rotations = random_rotations(
-            x.shape[-1],
-            n_buckets,
-            n_hashes or 1,
-            generator=generator,
-            dtype=x.dtype,
-            device=generator.device if generator is not None else x.device,
-        ).to(x.device)
-    elif generator is not None:
-        raise ValueError("pass rotations or generator, not both (the generator would be unused)")
+    rotations = rotations_for(x, n_buckets, n_hashes, rotations=rotations, generator=generator)
     _check_rotations(rotations, x, n_buckets, n_hashes)
     with torch.no_grad():
         rotations = rotations.to(x.device, x.dtype)

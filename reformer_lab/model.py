@@ -1,4 +1,4 @@
-"""The whole Reformer language model (paper §3–5), with every approximation behind a switch.
+"""The whole Reformer language model (paper §3–§5), with every approximation behind a switch.
 
 ``ReformerLM`` is token embedding + positional embedding → a stack of reversible blocks (paper eq. 9:
 Y₁ = X₁ + Attention(X₂), Y₂ = X₂ + FeedForward(Y₁), LayerNorm inside each block) → LayerNorm over the
@@ -36,7 +36,8 @@ from reformer_lab.feedforward import FeedForward, chunked_cross_entropy, dropout
 from reformer_lab.reversible import AttentionBranch, ReversibleBlock, ReversibleSequence
 from reformer_lab.validation import as_bool, as_float, as_int, one_of, positive_int
 
-__all__ = ["ATTENTION_KINDS", "POSITIONAL_KINDS", "AxialPositionalEmbedding", "ReformerConfig", "ReformerLM"]
+__all__ = ["ATTENTION_KINDS", "POSITIONAL_KINDS", "AxialPositionalEmbedding", "ReformerConfig", "ReformerLM",
+           "build_stack"]
 
 ATTENTION_KINDS = ("full", "lsh")
 POSITIONAL_KINDS = ("learned", "axial")
@@ -173,6 +174,27 @@ def _attention_module(config: ReformerConfig) -> nn.Module:
     return FullSelfAttention(config.d_model, config.n_heads, shared_qk=config.shared_qk, causal=config.causal)
 
 
+def build_stack(config: ReformerConfig, *, seed: int | None = None) -> ReversibleSequence:
+    """The ``config.n_layers`` reversible blocks of a :class:`ReformerLM` (paper eq. 9), without embeddings or head.
+
+    Each block is F = LayerNorm → attention (``config.attention``: LSH with ``chunk_size``, ``n_hashes``,
+    ``attend_across_buckets``, or full with ``shared_qk``; ``causal`` either way) → dropout, and
+    G = LayerNorm → Linear(d_model → d_ff) → ReLU → dropout → Linear(d_ff → d_model); the sequence runs the
+    feed-forward in ``config.ff_chunks`` chunks (eq. 10) and, with ``config.reversible``, the reversible
+    backward pass (§3). ``max_len``, ``vocab_size``, the positions and the loss settings do not enter.
+
+    ``seed`` fixes the parameter initialisation without touching the global RNG (the blocks are made
+    under ``torch.random.fork_rng``); ``None`` draws them from the global RNG, as :class:`ReformerLM` does.
+    """
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(as_int("seed", seed))
+        blocks = [ReversibleBlock(AttentionBranch(_attention_module(config), dropout=config.dropout),
+                                  FeedForward(config.d_model, config.d_ff, dropout=config.dropout))
+                  for _ in range(config.n_layers)]
+    return ReversibleSequence(blocks, config.ff_chunks, reversible=config.reversible)
+
+
 class ReformerLM(nn.Module):
     """A Reformer language model (paper §3): embeddings → reversible blocks → LayerNorm([Y₁; Y₂]) → logits.
 
@@ -194,10 +216,7 @@ class ReformerLM(nn.Module):
         else:
             self.positions = _LearnedPositions(config.max_len, config.d_model)
         self.embedding_dropout = nn.Dropout(config.dropout)
-        blocks = [ReversibleBlock(AttentionBranch(_attention_module(config), dropout=config.dropout),
-                                  FeedForward(config.d_model, config.d_ff, dropout=config.dropout))
-                  for _ in range(config.n_layers)]
-        self.stack = ReversibleSequence(blocks, config.ff_chunks, reversible=config.reversible)
+        self.stack = build_stack(config)
         self.norm = nn.LayerNorm(2 * config.d_model)
         self.head = nn.Linear(2 * config.d_model, config.vocab_size)
 

@@ -47,9 +47,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from reformer_lab.attention import FullSelfAttention, LSHSelfAttention
-from reformer_lab.feedforward import FeedForward, chunk_length, chunked, dropout_probability
-from reformer_lab.validation import as_bool, as_int, one_of, positive_int
+from reformer_lab.attention import LSHSelfAttention
+from reformer_lab.feedforward import chunk_length, chunked, dropout_probability
+from reformer_lab.validation import as_bool, positive_int
 
 __all__ = [
     "STACK_VARIANTS",
@@ -381,26 +381,24 @@ def reversible_stack(
     reversible: bool = True,
     seed: int | None = None,
 ) -> ReversibleSequence:
-    """A :class:`ReversibleSequence` of ``n_layers`` Reformer blocks: F = LayerNorm → attention → dropout,
+    """Shorthand for :func:`reformer_lab.model.build_stack` with the sizes as arguments: a
+    :class:`ReversibleSequence` of ``n_layers`` Reformer blocks, F = LayerNorm → attention → dropout,
     G = LayerNorm → Linear → ReLU → dropout → Linear (paper eq. 9, LayerNorm inside the blocks).
 
     ``attention`` is ``"lsh"`` (:class:`~reformer_lab.attention.LSHSelfAttention` with ``chunk_size``
     and ``n_hashes``; its hashes come from the global RNG through :class:`AttentionBranch`) or
     ``"full"`` (shared-QK :class:`~reformer_lab.attention.FullSelfAttention`). ``seed`` fixes the
     parameter initialisation without touching the global RNG.
+
+    The arguments become a :class:`~reformer_lab.model.ReformerConfig`, which checks them; every field that
+    shapes the stack is set here, since the config's own defaults are a language model's (causal, one hash
+    round, chunks of 32). Its ``max_len`` is ``chunk_size``, the shortest sequence LSH attention takes (a
+    stack has no position table, so ``max_len`` bounds nothing here).
     """
-    n_layers = positive_int("n_layers", n_layers)
-    one_of("attention", attention, ("lsh", "full"))
-    with torch.random.fork_rng(devices=[], enabled=seed is not None):
-        if seed is not None:
-            torch.manual_seed(as_int("seed", seed))
-        blocks = [ReversibleBlock(AttentionBranch(_attention(attention, d_model, n_heads, chunk_size, n_hashes,
-                                                             causal), dropout=dropout),
-                                  FeedForward(d_model, d_ff, dropout=dropout)) for _ in range(n_layers)]
-    return ReversibleSequence(blocks, ff_chunks, reversible=reversible)
+    from reformer_lab.model import ReformerConfig, build_stack  # model imports this module
 
-
-def _attention(kind: str, d_model: int, n_heads: int, chunk_size: int, n_hashes: int, causal: bool) -> nn.Module:
-    if kind == "lsh":
-        return LSHSelfAttention(d_model, n_heads, chunk_size=chunk_size, n_hashes=n_hashes, causal=causal)
-    return FullSelfAttention(d_model, n_heads, causal=causal)
+    config = ReformerConfig(max_len=positive_int("chunk_size", chunk_size), d_model=d_model, d_ff=d_ff,
+                            n_heads=n_heads, n_layers=n_layers, attention=attention, shared_qk=True,
+                            n_hashes=n_hashes, chunk_size=chunk_size, causal=causal, reversible=reversible,
+                            ff_chunks=ff_chunks, dropout=dropout, attend_across_buckets=False)
+    return build_stack(config, seed=seed)

@@ -37,6 +37,7 @@ import torch.distributed as dist
 from torch import nn
 
 from reformer_lab.data import Batch
+from reformer_lab.validation import as_float, as_int, positive_float, positive_int
 
 __all__ = ["TrainConfig", "TrainResult", "Task", "evaluate", "load_checkpoint", "progress_enabled", "train"]
 
@@ -55,7 +56,8 @@ class TrainConfig:
 
     The learning rate warms up linearly over ``warmup`` steps, then follows a cosine down to
     ``min_lr_ratio · lr`` at ``steps``. ``eval_every`` / ``checkpoint_every`` / ``log_every`` are in
-    steps (0 = only at the end).
+    steps (0 = only at the end). ``grad_clip`` None or 0 turns gradient clipping off. Every field is
+    checked when the config is made (:mod:`reformer_lab.validation`) and stored as a plain Python value.
     """
 
     steps: int = 1000
@@ -74,14 +76,23 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        checked: dict[str, Any] = {
+            "lr": positive_float("lr", self.lr),
+            "min_lr_ratio": as_float("min_lr_ratio", self.min_lr_ratio, minimum=0.0, maximum=1.0),
+            "weight_decay": as_float("weight_decay", self.weight_decay, minimum=0.0),
+            "eval_seed": as_int("eval_seed", self.eval_seed),
+            "seed": as_int("seed", self.seed),
+        }
         for name in ("steps", "batch_size", "eval_batches"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+            checked[name] = positive_int(name, getattr(self, name))
         for name in ("warmup", "eval_every", "checkpoint_every", "log_every"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+            checked[name] = as_int(name, getattr(self, name), minimum=0)
+        if self.grad_clip is not None:
+            checked["grad_clip"] = as_float("grad_clip", self.grad_clip, minimum=0.0)
+        if self.eval_batch_size is not None:
+            checked["eval_batch_size"] = positive_int("eval_batch_size", self.eval_batch_size)
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
 
     def lr_at(self, step: int) -> float:
         """Learning rate for the update that makes step ``step + 1``."""
@@ -133,6 +144,8 @@ def evaluate(model: nn.Module, task: Task, *, batches: int = 4, batch_size: int 
     Runs under ``torch.random.fork_rng`` seeded with ``seed``: the same batches and the same LSH
     rotations every time, and the caller's RNG stream is left untouched.
     """
+    batches, batch_size = positive_int("batches", batches), positive_int("batch_size", batch_size)
+    seed = as_int("seed", seed)
     was_training = model.training
     model.eval()
     total_loss, correct, count = 0.0, 0, 0

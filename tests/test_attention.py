@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,7 @@ from reformer_lab.attention import (
     sort_by_bucket,
 )
 from reformer_lab.hashing import hash_vectors, random_rotations
+from reformer_lab.validation import ArgumentTypeError
 
 F64 = torch.float64
 
@@ -124,7 +126,7 @@ def test_full_attention_bad_shapes():
         full_attention(_rand(10, 4), _rand(9, 4))
     with pytest.raises(ValueError, match="k must have shape"):
         full_attention(_rand(10, 4), _rand(10, 4), _rand(10, 5))
-    with pytest.raises(ValueError, match="query_chunk_size must be >= 1"):
+    with pytest.raises(ValueError, match="query_chunk_size must be an int >= 1, got 0"):
         memory_efficient_attention(_rand(10, 4), _rand(10, 4), query_chunk_size=0)
 
 
@@ -374,7 +376,7 @@ def test_zero_query_gives_finite_output_and_gradients():
         ({"n_buckets": 5}, "must be even"),
         ({"n_buckets": 4, "chunk_size": 5}, r"chunk_size=5 must divide the sequence length L=16"),
         ({"n_buckets": 6}, r"default chunk_size 2·L/n_buckets = 32/6 is not an integer"),
-        ({"n_buckets": 4, "n_hashes": 0}, r"n_hashes must be >= 1"),
+        ({"n_buckets": 4, "n_hashes": 0}, r"n_hashes must be an int >= 1, got 0"),
         ({"n_buckets": 4, "rotations": torch.randn(2, 4, 3, dtype=F64)}, r"rotations must have shape"),
         (
             {"n_buckets": 4, "n_hashes": 3, "rotations": torch.randn(2, 4, 2, dtype=F64)},
@@ -455,9 +457,9 @@ def test_lsh_module_bad_inputs():
         LSHSelfAttention(16, 2, n_buckets=3)
     with pytest.raises(ValueError, match="divisible by n_heads"):
         LSHSelfAttention(16, 3)
-    with pytest.raises(ValueError, match="n_hashes must be >= 1"):
+    with pytest.raises(ValueError, match="n_hashes must be an int >= 1, got 0"):
         LSHSelfAttention(16, 2, n_hashes=0)
-    with pytest.raises(ValueError, match="n_hashes must be >= 1"):
+    with pytest.raises(ValueError, match="n_hashes must be an int >= 1, got 0"):
         _lsh_module()(_rand(2, 32, 16), n_hashes=0)
 
 
@@ -515,3 +517,76 @@ def test_bfloat16_inputs_are_attended_in_float32_and_keep_their_dtype():
     got.float().sum().backward()
     assert got.dtype == low_qk.grad.dtype == low_v.grad.dtype == torch.bfloat16
     torch.testing.assert_close(got.float(), want, atol=2e-2, rtol=0)  # one bfloat16 rounding of the output
+
+
+# ----------------------------------------------------------------------------------------------------
+# Argument checks (reformer_lab.validation) and the module split
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_public_names_are_still_importable_from_attention():
+    from reformer_lab import lsh_chunks
+
+    assert set(attention.__all__) == {
+        "DEFAULT_CHUNK_SIZE", "MASK_VALUE", "MAX_WEIGHTS_LENGTH", "SELF_PENALTY", "FullSelfAttention", "LSHInfo",
+        "LSHSelfAttention", "full_attention", "lsh_attention", "memory_efficient_attention", "sort_by_bucket",
+        "unit_keys",
+    }
+    assert all(hasattr(attention, name) for name in attention.__all__)
+    assert attention.SELF_PENALTY == 1e5 and attention.MASK_VALUE == -1e9
+    assert attention.unit_keys is lsh_chunks.unit_keys  # one definition of the shared-QK keys
+
+
+def test_lsh_module_accepts_numpy_integers():
+    x = _rand(2, 32, 16)
+    torch.manual_seed(0)
+    numpy_sized = LSHSelfAttention(
+        np.int64(16), np.int64(2), chunk_size=np.int64(4), n_hashes=np.int64(2), seed=np.int64(3)
+    ).double()
+    assert (numpy_sized.d_model, numpy_sized.n_heads, numpy_sized.chunk_size, numpy_sized.n_hashes) == (16, 2, 4, 2)
+    assert all(type(n) is int for n in (numpy_sized.d_model, numpy_sized.n_heads, numpy_sized.n_hashes))
+    assert torch.equal(numpy_sized(x), _lsh_module(seed=3, n_hashes=2)(x))
+    assert LSHSelfAttention(16, 2, n_buckets=np.int64(4)).n_buckets == 4
+    assert FullSelfAttention(np.int64(16), np.int64(2), query_chunk_size=np.int64(8)).query_chunk_size == 8
+    assert LSHSelfAttention(16, 2, causal=np.bool_(True)).causal is True
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: LSHSelfAttention(16, 2, n_hashes=True), r"^n_hashes must be an int >= 1, got the bool True$"),
+        (lambda: LSHSelfAttention(16, 2, chunk_size=4.0), r"^chunk_size must be an int >= 1, got 4\.0 \(float\)$"),
+        (lambda: LSHSelfAttention(16.0, 2), r"^d_model must be an int >= 1, got 16\.0 \(float\)$"),
+        (lambda: LSHSelfAttention(16, True), r"^n_heads must be an int >= 1, got the bool True$"),
+        (lambda: LSHSelfAttention(16, 2, n_buckets=4.0), r"^n_buckets must be an int >= 2, got 4\.0 \(float\)$"),
+        (lambda: LSHSelfAttention(16, 2, seed=1.5), r"^seed must be an int, got 1\.5 \(float\)$"),
+        (lambda: FullSelfAttention(16, 2, query_chunk_size=2.5), r"^query_chunk_size must be an int >= 1, got 2\.5"),
+        (lambda: memory_efficient_attention(_rand(8, 4), _rand(8, 4), query_chunk_size=True), r"^query_chunk_size"),
+        (lambda: lsh_attention(_rand(16, 4), _rand(16, 4), n_buckets=4, chunk_size=4.0), r"^chunk_size must be"),
+    ],
+)
+def test_bool_and_float_sizes_are_refused_by_name(make, message):
+    with pytest.raises(ArgumentTypeError, match=message):
+        make()
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (lambda: LSHSelfAttention(16, 2, causal="False"), "causal"),
+        (lambda: LSHSelfAttention(16, 2, dedup="False"), "dedup"),
+        (lambda: LSHSelfAttention(16, 2, attend_across_buckets="no"), "attend_across_buckets"),
+        (lambda: LSHSelfAttention(16, 2, orthogonal_rotations=1), "orthogonal_rotations"),
+        (lambda: FullSelfAttention(16, 2, causal="False"), "causal"),
+        (lambda: FullSelfAttention(16, 2, shared_qk="False"), "shared_qk"),
+        (lambda: FullSelfAttention(16, 2, memory_efficient="yes"), "memory_efficient"),
+        (lambda: full_attention(_rand(8, 4), _rand(8, 4), causal="False"), "causal"),
+        (lambda: full_attention(_rand(8, 4), _rand(8, 4), self_mask="False"), "self_mask"),
+        (lambda: memory_efficient_attention(_rand(8, 4), _rand(8, 4), causal="False"), "causal"),
+        (lambda: lsh_attention(_rand(16, 4), _rand(16, 4), n_buckets=4, causal="False"), "causal"),
+    ],
+)
+def test_string_flags_are_refused_not_read_as_true(make, name):
+    # "False" is a non-empty string, so a plain truth test would have read it as True.
+    with pytest.raises(ArgumentTypeError, match=rf"^{name} must be True or False, got "):
+        make()

@@ -101,3 +101,40 @@ def test_missing_or_unreadable_files_fail_clearly(tmp_path: Path) -> None:
     (tmp_path / "bad.zip").write_bytes(b"PK\x03\x04 broken")
     with pytest.raises(ValueError, match="cannot read"):
         load_enwik8(tmp_path / "bad.zip")
+
+
+def test_arguments_go_through_the_shared_checks() -> None:
+    import numpy as np
+
+    from reformer_lab.validation import ArgumentTypeError
+
+    task = DuplicationTask(w_len=np.int64(3), n_symbols=np.int64(9))
+    assert task == DuplicationTask(3, 9) and type(task.w_len) is int and task.length == 8
+    assert torch.equal(task.batch(np.int64(2), np.int64(5)).inputs, task.batch(2, 5).inputs)
+    for bad, message in [(True, "the bool True"), (3.0, r"3\.0 \(float\)")]:
+        with pytest.raises(ArgumentTypeError, match=rf"^w_len must be an int >= 1, got {message}$"):
+            DuplicationTask(w_len=bad)
+    with pytest.raises(ArgumentTypeError, match=r"^generator must be an int, got 1\.7 \(float\)$"):
+        task.batch(2, 1.7)  # was silently int(1.7) = 1
+    with pytest.raises(ValueError, match=r"^batch_size must be an int >= 1, got 0$"):
+        task.batch(0, 1)
+
+
+def test_batch_split_refuses_a_rank_outside_the_world() -> None:
+    b = DuplicationTask(w_len=3, n_symbols=9).batch(4, 0)
+    with pytest.raises(ValueError, match=r"^rank must be an int in \[0, 1\], got 2$"):
+        b.split(2, 2)  # was an empty batch
+    with pytest.raises(ValueError, match=r"^world_size must be an int >= 1, got 0$"):
+        b.split(0, 0)
+
+
+def test_char_corpus_checks_its_sizes() -> None:
+    from reformer_lab.validation import ArgumentTypeError
+
+    data = torch.arange(100) % 7
+    with pytest.raises(ArgumentTypeError, match=r"^seq_len must be an int >= 1, got 2\.5 \(float\)$"):
+        CharCorpus(data, 2.5)
+    with pytest.raises(ValueError, match=r"^valid_fraction must be < 1"):
+        CharCorpus(data, 4, valid_fraction=1.0)
+    with pytest.raises(ValueError, match=r"^valid_fraction must be a finite number > 0\.0 and <= 1\.0, got 0$"):
+        CharCorpus(data, 4, valid_fraction=0)

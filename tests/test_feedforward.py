@@ -6,13 +6,22 @@ agree to rounding); float32 to 1e-6.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reformer_lab.feedforward import ChunkedFeedForward, FeedForward, chunk_divisors, chunked, chunked_cross_entropy
+from reformer_lab.feedforward import (
+    ChunkedFeedForward,
+    FeedForward,
+    chunk_divisors,
+    chunk_length,
+    chunked,
+    chunked_cross_entropy,
+)
 from reformer_lab.measure.memory import saved_tensor_bytes
+from reformer_lab.validation import ArgumentTypeError
 
 B, L, D, D_FF = 2, 24, 8, 32
 
@@ -76,9 +85,17 @@ def test_chunk_count_that_does_not_divide_length_is_a_clear_error(n_chunks: int)
         chunked(_ff(), torch.zeros(B, L, D, dtype=torch.float64), n_chunks)
 
 
-@pytest.mark.parametrize("bad", [0, -2, 1.5, True])
-def test_chunk_count_must_be_a_positive_int(bad: object) -> None:
-    with pytest.raises(ValueError, match="n_chunks must be a positive integer"):
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (0, r"^n_chunks must be an int >= 1, got 0$"),
+        (-2, r"^n_chunks must be an int >= 1, got -2$"),
+        (1.5, r"^n_chunks must be an int >= 1, got 1\.5 \(float\)$"),
+        (True, r"^n_chunks must be an int >= 1, got the bool True$"),
+    ],
+)
+def test_chunk_count_must_be_a_positive_int(bad: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         chunked(_ff(), torch.zeros(B, L, D, dtype=torch.float64), bad)  # type: ignore[arg-type]
 
 
@@ -166,3 +183,51 @@ def test_chunked_cross_entropy_checks_its_arguments() -> None:
         chunked_cross_entropy(hidden, weight.T, bias, targets, 2)
     with pytest.raises(ValueError, match="reduction"):
         chunked_cross_entropy(hidden, weight, bias, targets, 2, reduction="none")
+
+
+# --------------------------------------------------------------------------------------------------
+# Argument checks (reformer_lab.validation): NumPy integers accepted, bool and float refused by name
+
+
+def test_numpy_integers_work_like_python_ints() -> None:
+    torch.manual_seed(0)
+    plain = FeedForward(D, D_FF).double()
+    torch.manual_seed(0)
+    numpy_sized = FeedForward(np.int64(D), np.int64(D_FF)).double()
+    assert (type(numpy_sized.d_model), type(numpy_sized.d_ff)) == (int, int)
+    x = torch.randn(B, L, D, generator=_gen(), dtype=torch.float64)
+    torch.testing.assert_close(numpy_sized(x), plain(x), rtol=0, atol=0)
+    torch.testing.assert_close(chunked(plain, x, np.int64(4)), plain(x))
+    assert ChunkedFeedForward(plain, np.int64(3)).n_chunks == 3
+    assert chunk_divisors(np.int64(6)) == [1, 2, 3, 6]
+    assert chunk_length(x, np.int64(4)) == L // 4
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(d_model=True), r"^d_model must be an int >= 1, got the bool True$"),
+        (dict(d_ff=32.0), r"^d_ff must be an int >= 1, got 32\.0 \(float\)$"),
+        (dict(dropout=True), r"^dropout must be a finite number in \[0\.0, 1\.0\], got True \(bool\)$"),
+        (dict(dropout="0.1"), r"^dropout must be a finite number in \[0\.0, 1\.0\], got '0\.1' \(str\)$"),
+    ],
+)
+def test_bad_argument_types_are_refused_by_name(kwargs: dict, message: str) -> None:
+    with pytest.raises(ArgumentTypeError, match=message):
+        FeedForward(**{"d_model": D, "d_ff": D_FF, **kwargs})
+
+
+def test_dropout_one_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"^dropout must be a finite number in \[0, 1\), got 1\.0$"):
+        FeedForward(D, D_FF, dropout=1.0)
+
+
+def test_chunked_loss_checks_its_counts() -> None:
+    hidden, weight = torch.randn(2, 8, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
+    targets = torch.zeros(2, 8, dtype=torch.long)
+    with pytest.raises(ArgumentTypeError, match="n_chunks must be an int >= 1, got the bool True"):
+        chunked_cross_entropy(hidden, weight, None, targets, True)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="reduction must be one of 'mean', 'sum'"):
+        chunked_cross_entropy(hidden, weight, None, targets, 2, reduction="none")
+    loss = chunked_cross_entropy(hidden, weight, None, targets, np.int64(2))
+    torch.testing.assert_close(loss, F.cross_entropy((hidden @ weight.T).flatten(0, 1), targets.flatten()))

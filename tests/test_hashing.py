@@ -168,5 +168,48 @@ def test_rotations_and_generator_exclusive_and_n_hashes_positive():
     r = random_rotations(4, 6, generator=_gen(0), dtype=torch.float64)
     with pytest.raises(ValueError, match="not both"):
         hash_vectors(_x(10, 4), 6, rotations=r, generator=_gen(0))
-    with pytest.raises(ValueError, match=r"n_hashes must be >= 1"):
+    with pytest.raises(ValueError, match=r"n_hashes must be an int >= 1, got 0"):
         hash_vectors(_x(10, 4), 6, 0, generator=_gen(0))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Argument checks (reformer_lab.validation): NumPy integers accepted, bool and float refused by name
+
+
+def test_numpy_integers_are_accepted():
+    import numpy as np
+
+    assert check_n_buckets(np.int64(4)) == 4 and type(check_n_buckets(np.int64(4))) is int
+    r = random_rotations(np.int64(4), np.int64(4), np.int64(2), generator=_gen(0), batch_shape=(np.int64(3),))
+    assert r.shape == (3, 2, 4, 2)
+    assert hash_vectors(_x(8, 4), np.int64(4), np.int64(2), generator=_gen(0)).shape == (2, 8)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: check_n_buckets(True), r"^n_buckets must be an int >= 2, got the bool True$"),
+        (lambda: random_rotations(4.0, 4), r"^d must be an int >= 1, got 4\.0 \(float\)$"),
+        (lambda: random_rotations(4, 4, False), r"^n_hashes must be an int >= 1, got the bool False$"),
+        (lambda: random_rotations(4, 4, batch_shape=(2.5,)), r"^batch_shape entries must be an int >= 1"),
+        (lambda: random_rotations(4, 4, orthogonal="False"), r"^orthogonal must be True or False, got 'False'"),
+        (lambda: hash_vectors(_x(8, 4), 4, 1.0, generator=_gen(0)), r"^n_hashes must be an int >= 1, got 1\.0"),
+    ],
+)
+def test_bool_float_and_string_arguments_are_refused_by_name(call, message):
+    from reformer_lab.validation import ArgumentTypeError
+
+    with pytest.raises(ArgumentTypeError, match=message):
+        call()
+
+
+def test_rotations_for_draws_what_hash_vectors_uses():
+    from reformer_lab.hashing import rotations_for
+
+    x = _x(10, 4)
+    drawn = rotations_for(x, 6, 2, generator=_gen(3))
+    assert torch.equal(drawn, random_rotations(4, 6, 2, generator=_gen(3), dtype=torch.float64))
+    assert torch.equal(hash_vectors(x, 6, 2, generator=_gen(3)), hash_vectors(x, 6, 2, rotations=drawn))
+    assert rotations_for(x, 6, rotations=drawn) is drawn
+    with pytest.raises(ValueError, match="not both"):
+        rotations_for(x, 6, rotations=drawn, generator=_gen(0))

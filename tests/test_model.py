@@ -152,3 +152,51 @@ def test_generate() -> None:
 def test_config_round_trips_through_dict() -> None:
     config = ReformerConfig(**SMALL, positional="axial", axial_shape=(4, 8))
     assert ReformerConfig.from_dict(config.to_dict()) == config
+
+
+# Argument checks (reformer_lab.validation): NumPy integers accepted and stored as int, bool/float/str refused
+
+
+def test_config_accepts_numpy_integers_and_stores_plain_values() -> None:
+    import json
+
+    import numpy as np
+
+    config = ReformerConfig(**{name: np.int64(value) for name, value in SMALL.items()}, dropout=0,
+                            causal=np.bool_(True), positional="axial", axial_shape=(np.int64(4), np.int64(8)))
+    assert config == ReformerConfig(**SMALL, dropout=0.0, positional="axial", axial_shape=(4, 8))
+    assert all(type(getattr(config, name)) is int for name in SMALL)
+    assert type(config.dropout) is float and config.causal is True and type(config.axial_shape[0]) is int
+    assert ReformerConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert ReformerLM(config)(tokens()).shape == (2, 32, 20)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (dict(n_layers=True), r"^n_layers must be an int >= 1, got the bool True$"),
+        (dict(d_model=16.0), r"^d_model must be an int >= 1, got 16\.0 \(float\)$"),
+        (dict(n_hashes="2"), r"^n_hashes must be an int >= 1, got '2' \(str\)$"),
+        (dict(causal="False"), r"^causal must be True or False, got 'False' \(str\)$"),
+        (dict(reversible=0), r"^reversible must be True or False, got 0 \(int\)$"),
+        (dict(dropout="0.1"), r"^dropout must be a finite number in \[0\.0, 1\.0\], got '0\.1' \(str\)$"),
+        (dict(positional="axial", axial_shape=(4.0, 8)), r"^axial_shape entries must be an int, got 4\.0"),
+    ],
+)
+def test_config_refuses_bool_float_and_string_values_by_name(changes: dict, message: str) -> None:
+    from reformer_lab.validation import ArgumentTypeError
+
+    with pytest.raises(ArgumentTypeError, match=message):
+        ReformerConfig(**{**SMALL, **changes})
+
+
+def test_call_time_arguments_are_checked() -> None:
+    torch.manual_seed(0)
+    model = ReformerLM(ReformerConfig(**SMALL))
+    with pytest.raises(ValueError, match=r"^n_hashes must be an int >= 1, got the bool True$"):
+        model(tokens(), n_hashes=True)
+    with pytest.raises(ValueError, match=r"^n_tokens must be an int >= 0, got -1$"):
+        model.generate(tokens()[:, :4], -1)
+    with pytest.raises(ValueError, match=r"^top_k must be an int >= 1, got 0$"):
+        model.generate(tokens()[:, :4], 1, top_k=0)
+    assert model.generate(tokens()[:, :4], 0).shape == (2, 4)

@@ -245,3 +245,28 @@ def test_clear_errors() -> None:
         reversible_stack(1, D, HEADS, D_FF, attention="sparse")
     with pytest.raises(ValueError, match="unknown stack variant"):
         step_memory(_stack(1, "full"), _input(), "checkpointed")
+
+
+def test_arguments_go_through_the_shared_checks() -> None:
+    import numpy as np
+
+    from reformer_lab.validation import ArgumentTypeError
+
+    stack = reversible_stack(np.int64(1), np.int64(D), np.int64(HEADS), np.int64(D_FF), attention="full",
+                             ff_chunks=np.int64(2), seed=np.int64(0))
+    assert stack.ff_chunks == 2 and type(stack.ff_chunks) is int and len(stack.blocks) == 1
+    assert stack(_input().float())[0].shape == (B, L, D)
+    with pytest.raises(ArgumentTypeError, match=r"^n_layers must be an int >= 1, got the bool True$"):
+        reversible_stack(True, D, HEADS, D_FF)
+    with pytest.raises(ArgumentTypeError, match=r"^ff_chunks must be an int >= 1, got 2\.0 \(float\)$"):
+        ReversibleSequence(list(stack.blocks), 2.0)
+    with pytest.raises(ArgumentTypeError, match=r"^reversible must be True or False, got 'False'"):
+        ReversibleSequence(list(stack.blocks), reversible="False")
+    with pytest.raises(ArgumentTypeError, match=r"^causal must be True or False, got 'False'"):
+        reversible_stack(1, D, HEADS, D_FF, causal="False")
+    with pytest.raises(ArgumentTypeError, match=r"^seed must be an int, got 1\.5"):
+        reversible_stack(1, D, HEADS, D_FF, seed=1.5)
+    with pytest.raises(ArgumentTypeError, match=r"^dropout must be a finite number in \[0\.0, 1\.0\], got '0\.1'"):
+        AttentionBranch(FullSelfAttention(D, HEADS), dropout="0.1")
+    with pytest.raises(ValueError, match="int attribute d_model"):
+        AttentionBranch(nn.Identity())

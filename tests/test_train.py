@@ -96,3 +96,27 @@ def test_progress_is_off_under_pytest(monkeypatch: pytest.MonkeyPatch) -> None:
     assert progress_enabled(True) is True
     monkeypatch.setenv("REFORMER_LAB_PROGRESS", "1")
     assert progress_enabled(None) is True
+
+
+def test_train_config_goes_through_the_shared_checks() -> None:
+    import numpy as np
+
+    from reformer_lab.validation import ArgumentTypeError
+
+    config = TrainConfig(steps=np.int64(5), batch_size=np.int64(4), warmup=np.int64(0), lr=np.float32(0.5))
+    assert (config.steps, config.batch_size, config.warmup) == (5, 4, 0) and type(config.steps) is int
+    assert type(config.lr) is float
+    for changes, message in [
+        (dict(steps=True), r"^steps must be an int >= 1, got the bool True$"),
+        (dict(batch_size=2.5), r"^batch_size must be an int >= 1, got 2\.5 \(float\)$"),
+        (dict(lr="1e-3"), r"^lr must be a finite number > 0\.0, got '1e-3' \(str\)$"),
+        (dict(seed=1.5), r"^seed must be an int, got 1\.5 \(float\)$"),
+    ]:
+        with pytest.raises(ArgumentTypeError, match=message):
+            TrainConfig(**changes)
+    with pytest.raises(ValueError, match=r"^warmup must be an int >= 0, got -1$"):
+        TrainConfig(warmup=-1)
+    with pytest.raises(ValueError, match=r"^min_lr_ratio must be a finite number in \[0\.0, 1\.0\], got 2$"):
+        TrainConfig(min_lr_ratio=2)
+    with pytest.raises(ValueError, match=r"^batches must be an int >= 1, got 0$"):
+        evaluate(model(), TASK, batches=0)  # was a loss and accuracy of 0 over no batches

@@ -1,0 +1,242 @@
+"""The LSH attention kernel: sorted chunks attending to themselves and their predecessor (paper §2, Appendix A).
+
+After :func:`reformer_lab.attention.lsh_attention` has hashed and sorted a round, this module does the
+attention inside the chunks, in memory linear in L:
+
+* the window: each chunk of ``chunk_size`` sorted positions attends to itself and to the previous
+  chunk of the same round, never across rounds (paper eq. 11);
+* the masks (:class:`Windows`): keys in another bucket (eqs. 3–5, unless the whole window counts),
+  later positions when causal, the first chunk's look-back, and the self penalty of eq. 16;
+* Appendix A's N_ij: with several rounds each logit gets −log N_ij, N_ij the number of rounds whose
+  window holds the pair, so a pair seen in several rounds counts once;
+* the forward and backward passes as one ``torch.autograd.Function`` that reads the look-back chunk
+  in place (no ``[…, 2·chunk, d]`` copy of keys or values) and works through the rows in groups;
+* :func:`dense_weights`, the ``[B, L, L]`` weights for :class:`~reformer_lab.attention.LSHInfo`.
+
+The shared-QK logit conventions the kernel depends on live here too, and
+:mod:`reformer_lab.attention` re-exports them for every attention in the package: keys are unit
+vectors k̂_j = q_j/‖q_j‖ (:func:`unit_keys`, §2 "Shared-QK Transformer"), a query's own key gets
+−``SELF_PENALTY`` (eq. 16) and a masked key the logit ``MASK_VALUE``, so no row is ever all −inf.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+__all__ = ["MASK_VALUE", "NORM_EPS", "SELF_PENALTY", "Windows", "chunk_attention", "dense_weights", "unit_keys"]
+
+SELF_PENALTY = 1e5  # paper eq. 16: m_ii = 10^5
+MASK_VALUE = -1e9  # logit of a masked key (causal, other bucket, outside the window); trax's value
+NORM_EPS = 1e-12  # F.normalize's: a zero query gets the key 0 rather than NaN
+
+
+def unit_keys(q: Tensor) -> Tensor:
+    """Shared-QK keys k̂ = q/‖q‖ (paper §2, "Shared-QK Transformer")."""
+    return F.normalize(q, dim=-1, eps=NORM_EPS)
+
+
+def _look_back(x: Tensor) -> Tensor:
+    """For blocks ``[B, H, n_chunks, chunk, ...]``: each chunk preceded by the previous chunk of its round.
+
+    Chunk 0's "previous chunk" is the round's last chunk (a wrap that the caller masks, eq. 11).
+    With a single chunk per round there is no previous chunk and ``x`` is returned as it is.
+    """
+    if x.shape[2] == 1:
+        return x
+    return torch.cat([x.roll(1, dims=2), x], dim=3)
+
+
+@dataclass
+class Windows:
+    """Where each blocked query and key came from, for masking the logits ``[B, H, n_chunks, chunk, window]``.
+
+    ``q_pos`` ``[B, H, n_chunks, chunk]`` holds original positions (the sort order); ``buckets`` and
+    ``chunk_ids`` ``[B, H, L]`` the bucket and chunk of every position in every round.
+    """
+
+    q_pos: Tensor
+    buckets: Tensor
+    chunk_ids: Tensor
+    causal: bool
+    attend_across_buckets: bool
+    dedup: bool
+
+    def part(self, rows: slice) -> Windows:
+        return Windows(self.q_pos[rows], self.buckets[rows], self.chunk_ids[rows], self.causal,
+                        self.attend_across_buckets, self.dedup)
+
+    @torch.no_grad()
+    def mask_(self, logits: Tensor) -> None:
+        """Apply eqs. 3–5, 11 and 16 and Appendix A's −log N_ij to ``logits`` in place."""
+        n_chunks, chunk = self.q_pos.shape[2:]
+        k_pos = _look_back(self.q_pos)
+        if n_chunks > 1:
+            logits[:, :, 0, :, :chunk] = MASK_VALUE  # a round's first chunk looks back at nothing
+        logits[..., -chunk:].diagonal(dim1=-2, dim2=-1).sub_(SELF_PENALTY)  # each position's own key
+        if self.dedup and self.q_pos.shape[1] > 1:
+            counts = _visit_counts(self.q_pos, k_pos, self.chunk_ids, self.buckets, self.attend_across_buckets)
+            logits.sub_(counts.to(logits.dtype).log_())
+        invalid = None
+        if self.causal:
+            invalid = k_pos.unsqueeze(-2) > self.q_pos.unsqueeze(-1)
+        if not self.attend_across_buckets:
+            q_bucket = self.buckets.gather(-1, self.q_pos.flatten(2)).view_as(self.q_pos)
+            other = _look_back(q_bucket).unsqueeze(-2) != q_bucket.unsqueeze(-1)
+            invalid = other if invalid is None else invalid.logical_or_(other)
+        if invalid is not None:
+            logits.masked_fill_(invalid, MASK_VALUE)
+
+
+def _row_groups(rows: int, parts: int = 4) -> list[slice]:
+    """Split ``rows`` leading entries into about ``parts`` slices (transient memory ÷ parts)."""
+    step = -(-rows // min(rows, parts))
+    return [slice(start, min(start + step, rows)) for start in range(0, rows, step)]
+
+
+# The chunk products below work on chunks flattened to [N, chunk, ·] (N = rows·rounds·chunks), so chunk t's
+# predecessor is entry t − 1. At a round's first chunk that entry is the previous round's last chunk: those
+# logits are masked, their probabilities are exactly 0, and every product through them adds zeros.
+
+
+def _chunk_logits(a: Tensor, b_t: Tensor, out: Tensor) -> None:
+    """``out[t] = [a[t] @ b_t[t − 1], a[t] @ b_t[t]]`` (look-back, own chunk) for ``out`` ``[N, chunk, window]``."""
+    chunk = a.shape[-2]
+    torch.bmm(a, b_t, out=out[..., -chunk:])
+    if out.shape[-1] > chunk:
+        torch.bmm(a[1:], b_t[:-1], out=out[1:, :, :chunk])
+        out[0, :, :chunk] = 0.0  # the group's first chunk has no predecessor
+
+
+def _chunk_apply(p: Tensor, x: Tensor) -> Tensor:
+    """Each query's row of ``p`` ``[N, chunk, window]`` times its window of ``x`` ``[N, chunk, d]``."""
+    chunk = x.shape[-2]
+    result = torch.bmm(p[..., -chunk:], x)
+    if p.shape[-1] > chunk:
+        result[1:].baddbmm_(p[1:, :, :chunk], x[:-1])
+    return result
+
+
+def _chunk_apply_t(p: Tensor, x: Tensor) -> Tensor:
+    """The transpose of :func:`_chunk_apply`: ``pᵀ @ x`` summed onto the keys of each window."""
+    chunk = x.shape[-2]
+    result = torch.bmm(p[..., -chunk:].mT, x)
+    if p.shape[-1] > chunk:
+        result[:-1].baddbmm_(p[1:, :, :chunk].mT, x[1:])
+    return result
+
+
+class _ChunkAttention(torch.autograd.Function):
+    """Attention of sorted chunks to themselves and their predecessor (eq. 11), without copying the keys.
+
+    Inputs are the sorted blocks ``q`` ``[B, H, n_chunks, chunk, d]`` and ``v``; the keys are q/‖q‖ and
+    the look-back reads the previous chunk in place, so no ``[…, 2·chunk, d]`` key or value copy exists.
+    Forward saves q, v, the probabilities and the output; backward uses
+    dS = P ∘ (dP − rowsum(dO ∘ O) + d lse). Both passes run over about four groups of rows, so logits,
+    masks and gradients of one group exist at a time.
+    Returns the blocked output, its logsumexp ``[B, H, n_chunks, chunk]`` and the probabilities
+    (no gradient; for :class:`LSHInfo`).
+    """
+
+    @staticmethod
+    def forward(ctx, q, v, windows):  # type: ignore[override]
+        chunk, n_chunks = q.shape[-2], q.shape[2]
+        width = 2 * chunk if n_chunks > 1 else chunk
+        probs = q.new_empty(*q.shape[:-1], width)
+        out = v.new_empty(v.shape)
+        lse = q.new_empty(q.shape[:-1])
+        for rows in _row_groups(q.shape[0]):
+            q_g = q[rows].flatten(0, 2)
+            logits = q_g.new_empty(*q_g.shape[:-1], width)
+            _chunk_logits(q_g, unit_keys(q_g).mT, logits)
+            logits = logits.view(probs[rows].shape)
+            windows.part(rows).mask_(logits)
+            top = logits.amax(dim=-1)  # rows are never fully masked: the self key stays
+            p = torch.softmax(logits, dim=-1, out=probs[rows])
+            lse[rows] = top - p.amax(dim=-1).log()  # p at the top logit is exp(top − lse)
+            out[rows] = _chunk_apply(p.flatten(0, 2), v[rows].flatten(0, 2)).view_as(out[rows])
+        ctx.save_for_backward(q, v, probs, out)
+        ctx.mark_non_differentiable(probs)
+        ctx.set_materialize_grads(False)  # no zero-filled gradient for the probabilities (or an unused lse)
+        return out, lse, probs
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out, grad_lse, _grad_probs):  # type: ignore[override]
+        q, v, probs, out = ctx.saved_tensors
+        grad_q, grad_v = torch.empty_like(q), torch.empty_like(v)
+        grad_out = torch.zeros_like(out) if grad_out is None else grad_out
+        for rows in _row_groups(q.shape[0]):
+            p, d_out, q_g, v_g = (x[rows].flatten(0, 2) for x in (probs, grad_out, q, v))
+            grad_v[rows] = _chunk_apply_t(p, d_out).view_as(grad_v[rows])
+            d_s = torch.empty_like(p)
+            _chunk_logits(d_out, v_g.mT, d_s)
+            row = (d_out * out[rows].flatten(0, 2)).sum(dim=-1, keepdim=True)
+            if grad_lse is not None:
+                row -= grad_lse[rows].reshape(row.shape)
+            d_s.sub_(row).mul_(p)
+            norm = q_g.norm(dim=-1, keepdim=True)
+            keys = q_g / norm.clamp(min=NORM_EPS)
+            d_keys = _chunk_apply_t(d_s, q_g)
+            along = (keys * d_keys).sum(dim=-1, keepdim=True).mul_(norm > NORM_EPS)  # 0 where clamped
+            d_q = _chunk_apply(d_s, keys).add_((d_keys - keys * along).div_(norm.clamp_(min=NORM_EPS)))
+            grad_q[rows] = d_q.view_as(grad_q[rows])
+        return grad_q, grad_v, None
+
+
+def _visit_counts(
+    q_pos: Tensor, k_pos: Tensor, chunk_ids: Tensor, buckets: Tensor, attend_across_buckets: bool
+) -> Tensor:
+    """N_ij of Appendix A for every blocked (query, key) slot whose pair lies in that round's window.
+
+    Key j is in query i's window in round r' iff chunk_r'(i) − chunk_r'(j) ∈ {0, 1} (no wrap between
+    rounds) and, unless attending across buckets, h_r'(j) = h_r'(i). One code per position and round,
+    bucket·(n_chunks + 2) + chunk, tests both at once: the codes of i and j differ by 0 or 1 exactly
+    then (a different bucket puts them at least 3 apart). A slot's own round always holds its pair, so
+    only the other rounds are compared (slots outside the window are masked and their count unused).
+    Causal validity is the same in every round, so it does not change the count of a valid pair.
+    """
+    batch, n_hashes, n_chunks = q_pos.shape[:3]
+    codes = chunk_ids.to(torch.int32)
+    if not attend_across_buckets:
+        codes += buckets.to(torch.int32) * (n_chunks + 2)
+    counts = torch.ones(q_pos.shape + k_pos.shape[-1:], dtype=torch.int16, device=q_pos.device)
+    for r in range(n_hashes):
+        q_index, k_index = q_pos[:, r].reshape(batch, -1), k_pos[:, r].reshape(batch, -1)
+        for other in range(n_hashes):
+            if other != r:
+                at_q = codes[:, other].gather(1, q_index).view_as(q_pos[:, r]).unsqueeze(-1)
+                at_k = codes[:, other].gather(1, k_index).view_as(k_pos[:, r]).unsqueeze(-2)
+                counts[:, r] += (at_q - at_k).bitwise_right_shift_(1) == 0  # difference 0 or 1
+    return counts
+
+
+def chunk_attention(q: Tensor, v: Tensor, windows: Windows) -> tuple[Tensor, Tensor, Tensor]:
+    """Attention of the sorted blocks ``q``, ``v`` ``[B, H, n_chunks, chunk, ·]`` within their windows (eq. 11).
+
+    Keys are ``unit_keys(q)``; ``windows`` says where each slot came from and masks the logits.
+    Returns the blocked output, its logsumexp ``[B, H, n_chunks, chunk]`` (both differentiable in
+    ``q`` and ``v``) and the probabilities ``[B, H, n_chunks, chunk, window]`` (no gradient).
+    """
+    return _ChunkAttention.apply(q, v, windows)
+
+
+def dense_weights(probs: Tensor, round_weights: Tensor, sort_idx: Tensor, q_pos: Tensor) -> Tensor:
+    """The combined weight of each query on each original key position, ``[B, L, L]`` (rows sum to 1).
+
+    ``probs`` are :func:`chunk_attention`'s per-round probabilities, ``round_weights`` ``[B, H, L]`` each
+    round's weight per position (eqs. 12–14), ``sort_idx`` ``[B, H, L]`` the sort order and ``q_pos`` the
+    same positions as blocks ``[B, H, n_chunks, chunk]``; each window slot is scattered onto its key.
+    """
+    k_pos = _look_back(q_pos)
+    batch, _, length = sort_idx.shape
+    scaled = probs * round_weights.gather(-1, sort_idx).view_as(q_pos).unsqueeze(-1).to(probs.dtype)
+    index = (q_pos.unsqueeze(-1) * length + k_pos.unsqueeze(-2)).expand(probs.shape)
+    dense = torch.zeros(batch, length * length, dtype=probs.dtype, device=probs.device)
+    return dense.scatter_add_(1, index.reshape(batch, -1), scaled.reshape(batch, -1)).view(
+        batch, length, length
+    )
