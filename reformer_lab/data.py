@@ -8,13 +8,16 @@ Every task hands out batches as a :class:`Batch` of ``inputs``, next-token ``tar
   and Table 2. The paper uses N = 127 and |w| = 511 (length 1024); any smaller size works for
   lessons. Only the second copy of w can be predicted, so loss and accuracy are masked to it.
 * :class:`CharCorpus`: random windows of a character-level text. :func:`python_docs_text` is Python's
-  own documentation (``pydoc_data.topics``, ships with Python, works offline); :func:`load_enwik8`
+  own documentation topics, shipped with this package (``reformer_lab/corpora/``) so that every machine
+  and Python version trains on the same 465,126 characters; :func:`load_enwik8`
   reads the enwik8 bytes from a file the user supplies (a byte-level corpus, 256 symbols, the
   dataset of §5).
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +30,8 @@ from reformer_lab.validation import as_float, as_int, positive_int
 
 __all__ = [
     "ENWIK8_SPLITS",
+    "PYTHON_DOCS_PATH",
+    "PYTHON_DOCS_SHA256",
     "Batch",
     "CharCorpus",
     "CharVocab",
@@ -35,6 +40,10 @@ __all__ = [
     "load_enwik8",
     "python_docs_text",
 ]
+
+#: The shipped character corpus and the SHA-256 of its uncompressed text (see ``reformer_lab/corpora/README.md``).
+PYTHON_DOCS_PATH = Path(__file__).resolve().parent / "corpora" / "python_docs_topics.txt.gz"
+PYTHON_DOCS_SHA256 = "71f2ff5d99bdc1f9c48c5c2353ad138201c5ca1c377e0226857ef8fa89b8bcee"
 
 #: T2T's enwik8 split in bytes: train, validation, test (paper §5 / fastai reproduction notes).
 ENWIK8_SPLITS = (89_621_832, 5_000_000, 5_000_000)
@@ -148,10 +157,14 @@ class CharVocab:
 
 
 def python_docs_text() -> str:
-    """Python's own documentation topics (``pydoc_data.topics``, ships with Python): about 0.8 MB, offline."""
-    from pydoc_data.topics import topics
-
-    return "\n\n".join(topics[key] for key in sorted(topics))
+    """Python 3.11.7's documentation topics (``pydoc_data.topics`` joined in key order), read from the copy in
+    ``reformer_lab/corpora/`` and checked against its SHA-256: the same text on every machine."""
+    raw = gzip.decompress(PYTHON_DOCS_PATH.read_bytes())
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != PYTHON_DOCS_SHA256:
+        raise ValueError(f"{PYTHON_DOCS_PATH} is damaged: its SHA-256 is {digest}, expected {PYTHON_DOCS_SHA256}; "
+                         "restore it with `git checkout -- reformer_lab/corpora`")
+    return raw.decode("utf-8")
 
 
 class CharCorpus:

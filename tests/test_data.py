@@ -138,3 +138,18 @@ def test_char_corpus_checks_its_sizes() -> None:
         CharCorpus(data, 4, valid_fraction=1.0)
     with pytest.raises(ValueError, match=r"^valid_fraction must be a finite number > 0\.0 and <= 1\.0, got 0$"):
         CharCorpus(data, 4, valid_fraction=0)
+
+
+def test_python_docs_text_is_the_shipped_fixed_corpus(tmp_path, monkeypatch) -> None:
+    import gzip
+    import hashlib
+
+    from reformer_lab import data
+
+    text = python_docs_text()
+    assert len(text) == 465_126 and hashlib.sha256(text.encode()).hexdigest() == data.PYTHON_DOCS_SHA256
+    damaged = tmp_path / "topics.txt.gz"
+    damaged.write_bytes(gzip.compress(text.encode()[:-1]))
+    monkeypatch.setattr(data, "PYTHON_DOCS_PATH", damaged)
+    with pytest.raises(ValueError, match="is damaged: its SHA-256 is"):
+        python_docs_text()
