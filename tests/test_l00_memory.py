@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from reformer_lab.lessons import l00_memory
+from reformer_lab.lessons.common import detached_axes
 from reformer_lab.measure import complexity
+from reformer_lab.measure.memory import format_bytes
 
 GiB = 2**30
 
@@ -42,9 +44,24 @@ def test_memory_calculator_follows_the_widget_convention_and_redraws() -> None:
     table, chart = output.children
     before = (table.value, chart.value)
     assert chart.value[:8] == b"\x89PNG\r\n\x1a\n"
+    assert box.initial_png == chart.value  # the static picture is the first drawing
+    assert table.value == l00_memory.calculator_html(65536, 1, 1024, 4096, 16, 8)
     slider = _find(box, w.SelectionSlider)
+    assert slider.description == "length l"  # the browser test moves the first slider
     slider.value = slider.options[0][1]
     assert (table.value, chart.value) != before
+    assert table.value == l00_memory.calculator_html(256, 1, 1024, 4096, 16, 8)
+    assert box.initial_png == before[1]  # still the first drawing after a redraw
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"length": 1000}, "length must be one of"), ({"n_heads": 64}, "n_heads must be one of"),
+     ({"n_layers": 0}, r"n_layers must be an int in \[1, 64\]")],
+)
+def test_memory_calculator_rejects_values_off_its_sliders(kwargs, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        l00_memory.memory_calculator(**kwargs)
 
 
 def test_widget_redraw_leaves_no_pyplot_figures_behind() -> None:
@@ -58,7 +75,7 @@ def test_widget_redraw_leaves_no_pyplot_figures_behind() -> None:
 
 def test_plot_memory_breakdown_draws_one_bar_per_term_and_model() -> None:
     bars = [complexity.memory_breakdown(4096, 1, 256, 1024, 4, 4, model=m) for m in ("transformer", "reformer")]
-    fig = l00_memory.plot_memory_breakdown(bars, ax=l00_memory.detached_axes())
+    fig = l00_memory.plot_memory_breakdown(bars, ax=detached_axes())
     ax = fig.axes[0]
     assert len(ax.patches) == 3 * 2
     assert ax.get_yscale() == "log"
@@ -71,6 +88,9 @@ def test_plots_reject_empty_or_mismatched_data() -> None:
         l00_memory.plot_power_law([1, 2, 3], [1, 2], exponent=1.0, label="x")
 
 
-def test_figure_png_is_a_png() -> None:
-    fig = l00_memory.plot_power_law([1, 2, 4], [1, 4, 16], exponent=2.0, label="x", ax=l00_memory.detached_axes())
-    assert l00_memory.figure_png(fig)[:4] == b"\x89PNG"
+def test_power_law_labels_bytes_and_the_fitted_exponent() -> None:
+    fig = l00_memory.plot_power_law([1, 2, 4], [1024, 4096, 16384], exponent=2.0, label="x", ax=detached_axes(),
+                                    reference=[1024, 4096, 16384])
+    ax = fig.axes[0]
+    assert len(ax.lines) == 2 and "fitted exponent 2.00" in ax.lines[0].get_label()
+    assert ax.yaxis.get_major_formatter()(4096, 0) == format_bytes(4096)

@@ -7,13 +7,15 @@ import math
 import ipywidgets as w
 import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
+from matplotlib.patches import Wedge
 from traitlets import TraitError
 
 from reformer_lab.hashing import hash_vectors, random_rotations
 from reformer_lab.lessons import l01_hashing as ph
-from reformer_lab.lessons.common import detached_axes
+from reformer_lab.lessons.common import bucket_colours, detached_axes
 from reformer_lab.measure import hashing_stats as lsh_stats
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -68,6 +70,18 @@ def test_hash_circle_reports_same_and_different_buckets() -> None:
     apart = ph.plot_hash_circle(_unit(10), _unit(190, 0.3), rotation, 4, ax=detached_axes(), title="rotation 1")
     title = apart.axes[0].get_title()
     assert title.startswith("rotation 1\n") and "h(x) = 0, h(y) = 2: different buckets" in title
+
+
+def test_hash_circle_colours_each_bucket_with_the_shared_palette() -> None:
+    fig = ph.plot_hash_circle(_unit(10), _unit(100), torch.eye(2, dtype=torch.float64), 4, ax=detached_axes())
+    ax = fig.axes[0]
+    palette = bucket_colours(4)
+    labels = {int(t.get_text()): t.get_color() for t in ax.texts if t.get_text().isdigit()}
+    assert sorted(labels) == [0, 1, 2, 3]
+    for bucket, colour in labels.items():
+        assert matplotlib.colors.to_rgba(colour) == pytest.approx(tuple(palette[bucket]))
+    wedges = [p for p in ax.patches if isinstance(p, Wedge)]
+    assert {tuple(np.round(p.get_facecolor()[:3], 6)) for p in wedges} == {tuple(np.round(c[:3], 6)) for c in palette}
 
 
 @pytest.mark.parametrize(
@@ -146,7 +160,7 @@ def test_explore_pair_extremes_and_summary() -> None:
 @pytest.mark.parametrize(
     "args, match",
     [((30, 5, 2, 0), "must be even"), ((200, 4, 2, 0), r"\[0, π\]"), ((30, 4, 0, 0), "n_hashes"),
-     ((30, 4, 2, -1), "seed"), ((-5, 4, 2, 0), r"\[0, π\]")],
+     ((30, 4, 2, -1), "seed"), ((-5, 4, 2, 0), r"\[0, π\]"), (("30", 4, 2, 0), "angle_degrees")],
 )
 def test_explore_pair_rejects_bad_input(args, match) -> None:
     with pytest.raises(ValueError, match=match):
@@ -225,6 +239,7 @@ def test_bucket_explorer_follows_the_widget_convention() -> None:
     assert len(outputs) == 1
     sliders, summary, chart = _parts(box)
     assert isinstance(chart, w.Image) and chart.value[:8] == PNG
+    assert box.initial_png == chart.value
     assert "θ = 30°" in summary.value
     # The browser test moves the first slider it finds: it must be the angle, and not at its maximum.
     first = box.children[0].children[0].children[0]
@@ -262,7 +277,8 @@ def test_bucket_explorer_leaves_no_pyplot_figures_behind() -> None:
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"n_buckets": 3}, "must be even"), ({"angle_degrees": 270}, r"\[0, π\]"), ({"n_hashes": 9}, "max_hashes")],
+    [({"n_buckets": 3}, "must be even"), ({"angle_degrees": 270}, r"\[0, π\]"),
+     ({"n_hashes": 9}, r"n_hashes must be an int in \[1, 4\]"), ({"seed": 1.5}, "seed must be an int")],
 )
 def test_bucket_explorer_rejects_bad_starting_values(kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):

@@ -10,6 +10,7 @@ import torch
 from matplotlib.figure import Figure
 
 from reformer_lab.lessons import l02_chunking as pc
+from reformer_lab.lessons.common import bucket_colours
 from reformer_lab.measure import chunking_stats as bs
 
 matplotlib.use("Agg")
@@ -46,13 +47,11 @@ def test_separate_keys_hash_differently_from_queries() -> None:
     assert 0 <= int(example.k_buckets.min()) and int(example.k_buckets.max()) < 16
 
 
-def test_bucket_colours_are_distinct_and_never_grey() -> None:
-    for n in (2, 8, 16, 18, 24):
-        colours = pc.bucket_colours(n)
-        assert colours.shape == (n, 4)
-        assert len({tuple(c) for c in colours.round(4)}) == n
-        rgb = colours[:, :3]
-        assert (rgb.max(1) - rgb.min(1) > 0.05).all()  # grey is reserved for "computed"
+def test_strips_colour_each_bucket_with_the_shared_palette() -> None:
+    example = _example(n_buckets=8)
+    fig = pc.plot_chunking(example, fig=Figure(figsize=(9, 7.2)))
+    strip = np.asarray(fig.axes[0].images[0].get_array())[0]  # [L, 4]: one cell per position
+    assert np.allclose(strip, bucket_colours(8)[example.buckets.numpy()])
 
 
 def test_figure2_has_four_panels_drawn_from_the_info() -> None:
@@ -63,7 +62,7 @@ def test_figure2_has_four_panels_drawn_from_the_info() -> None:
     assert [ax.get_title()[:3] for ax in (a, b, c, d)] == ["(a)", "(b)", "(c)", "(d)"]
     n, order = example.length, example.order.numpy()
     buckets = example.buckets.numpy()
-    colours = pc.bucket_colours(example.n_buckets)
+    colours = bucket_colours(example.n_buckets)
 
     # (c): sorted by (bucket, position), same-bucket causal pairs form blocks on the diagonal
     coloured_c = _cell_colours(c)[..., 3] > 0
@@ -152,8 +151,8 @@ def test_explorer_follows_the_widget_convention_and_redraws_on_every_control() -
     assert "rl-widget" in box._dom_classes
     outputs = [c for c in box.children if "rl-widget-output" in c._dom_classes]
     assert len(outputs) == 1
-    (image,) = outputs[0].children
-    assert image.value[:8] == PNG
+    (image,) = outputs[0].children  # the picture alone: no text line
+    assert image.value[:8] == PNG and box.initial_png == image.value
     controls = _controls(box)
     assert [c.description for c in controls] == ["seed", "n_buckets", "length L", "data", "causal"]
     new_values = [1, 4, 16, "zipf", False]
@@ -180,6 +179,7 @@ def test_the_first_slider_is_the_seed_and_it_changes_the_picture() -> None:
         ({"n_buckets": 6}, "n_buckets must be one of"),
         ({"kind": "text"}, "kind must be one of"),
         ({"seed": -1}, ">= 0"),
+        ({"causal": "no"}, "causal must be True or False"),
     ],
 )
 def test_explorer_rejects_bad_settings(kwargs, message) -> None:

@@ -79,6 +79,7 @@ def test_table1_figures_are_log_log_with_measured_and_formula_lines() -> None:
     assert len(ax.lines) == 2 * 4  # measured + formula for each of the four variants
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "memory-efficient: Table 1 (= dot-product)" in labels  # Table 1 prints the same row twice
+    assert ax.yaxis.get_major_formatter()(2**20, 0) == "1.00 MiB"  # common.bytes_axis
     times = {"full": {64: 0.01, 128: 0.04}, "lsh-1": {64: 0.02, 128: 0.04}, "lsh-4": {}}
     ax = pa.plot_table1_times(times).axes[0]
     assert len(ax.lines) == 2 and ax.get_yscale() == "log"
@@ -106,7 +107,7 @@ def test_rounds_explorer_follows_the_widget_convention_and_redraws() -> None:
     outputs = [c for c in box.children if "rl-widget-output" in c._dom_classes]
     assert len(outputs) == 1
     summary, chart = outputs[0].children
-    assert chart.value[:8] == b"\x89PNG\r\n\x1a\n"
+    assert chart.value[:8] == b"\x89PNG\r\n\x1a\n" and box.initial_png == chart.value
     before = (summary.value, chart.value)
     slider = _find(box, w.IntSlider)  # the first slider: n_hashes
     assert slider.description == "n_hashes"
@@ -115,3 +116,13 @@ def test_rounds_explorer_follows_the_widget_convention_and_redraws() -> None:
     _find(box, w.Checkbox).value = True
     assert "every key in the window" in summary.value
     assert plt.get_fignums() == []  # drawn on detached figures only
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"query": 128}, r"query must be an int in \[0, 127\]"), ({"max_hashes": 0}, "max_hashes must be an int >= 1"),
+     ({"n_buckets": 5}, "must be even"), ({"seed": -1}, "seed must be an int >= 0")],
+)
+def test_rounds_explorer_rejects_bad_settings(kwargs, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        pa.rounds_explorer(**({"length": 128, "dim": 16, "n_clusters": 4, "n_buckets": 8} | kwargs))

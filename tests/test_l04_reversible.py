@@ -1,4 +1,4 @@
-"""Lesson 04's figures and memory-curve widget (convention of reformer_lab.lessons.widgets)."""
+"""Lesson 04's figures and memory-curve widget (the widget convention of reformer_lab.lessons.common)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ def test_memory_curves_figure_has_both_panels_and_the_formula() -> None:
     assert len(axes) == 2
     assert len(axes[0].lines) == 7  # three variants, measured and Table 3, and the right panel's depth marker
     assert [p for p in axes[0].lines[0].get_xdata()] == [1, 2, 3]
+    assert all(ax.yaxis.get_major_formatter()(2**20, 0) == "1.00 MiB" for ax in axes)  # common.bytes_axis
     gpu = pr.plot_memory_curves(curves, gpu={"ordinary": [1, 2, 3]}, formula=False, fig=Figure())
     assert len(gpu.axes) == 3 and len(gpu.axes[0].lines) == 4  # three measured variants and the depth marker
     with pytest.raises(ValueError, match="quantity"):
@@ -50,7 +51,7 @@ def test_widget_follows_the_convention_and_redraws(tmp_path) -> None:
     assert not any(isinstance(p, w.Output) for p in _parts(box))
     image = next(p for p in _parts(outputs[0]) if isinstance(p, w.Image))
     before = image.value
-    assert before[:4] == b"\x89PNG"
+    assert before[:4] == b"\x89PNG" and box.initial_png == before
     note = " ".join(p.value for p in _parts(outputs[0]) if isinstance(p, w.HTML))
     assert "no stored GPU curves" in note or "measured now" in note
     depth = next(p for p in _parts(box) if isinstance(p, w.IntSlider))
@@ -65,3 +66,5 @@ def test_widget_rejects_values_off_its_sliders() -> None:
         pr.memory_curves(length=100)
     with pytest.raises(ValueError, match="attention must be one of"):
         pr.memory_curves(attention="sparse")
+    with pytest.raises(ValueError, match=r"depth must be an int in \[1, 24\]"):
+        pr.memory_curves(depth=30)

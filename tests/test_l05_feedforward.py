@@ -33,6 +33,7 @@ def test_chunk_figure_draws_every_series_and_the_one_over_c_reference() -> None:
     assert list(reference.get_ydata()) == [1024 / c for c in (1, 2, 4, 8)]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4", "8"]
+    assert ax.yaxis.get_major_formatter()(2048, 0) == "2.00 KiB"  # common.bytes_axis
     plt.close(fig)
 
 
@@ -43,6 +44,7 @@ def test_table3_figure_has_three_bars_per_row_with_measured_values() -> None:
     heights = [p.get_height() for p in ax.patches]
     assert heights == [4000.0, 8000.0, 2000.0, 4000.0, 3000.0, 6000.0]  # paper c, window c, measured
     assert [t.get_text() for t in ax.get_xticklabels()] == ["transformer", "reversible"]
+    assert ax.yaxis.get_major_formatter()(4096, 0) == "4.00 KiB"
     plt.close(fig)
 
 

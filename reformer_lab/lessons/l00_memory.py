@@ -1,4 +1,5 @@
-"""Lesson 00, the memory problem (paper §1): the memory calculator, its bar chart, and the power-law plot."""
+"""Lesson 00, the memory problem (paper §1, Table 3): the memory calculator widget, its bar chart of Table 3's
+memory per model type, and the power-law plot of measured memory against length."""
 
 from __future__ import annotations
 
@@ -6,15 +7,15 @@ import html
 from collections.abc import Sequence
 
 import ipywidgets as w
-import matplotlib.ticker
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from reformer_lab.lessons.common import detached_axes, figure_png, new_axes
+from reformer_lab.lessons.common import Explorer, bytes_axis, choice_slider, detached_axes, explorer, new_axes
 from reformer_lab.measure import complexity
 from reformer_lab.measure.complexity import MemoryBreakdown
 from reformer_lab.measure.memory import format_bytes
+from reformer_lab.validation import as_int
 
 _TERM_COLOURS = {"activations": "#4C72B0", "feedforward": "#DD8452", "attention": "#C44E52"}
 
@@ -38,7 +39,7 @@ def plot_memory_breakdown(
     ax.set_ylabel("bytes (log scale)")
     top = max(b.largest for b in breakdowns)
     ax.set_ylim(top=top * 2**6)
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: format_bytes(v)))
+    bytes_axis(ax)
     ax.legend(loc="upper right", fontsize=8, ncols=3)
     ax.set_title(title or "memory held for backprop, whole stack")
     fig.tight_layout()
@@ -64,7 +65,7 @@ def plot_power_law(
         ax.loglog(lengths, reference, "k--", base=2, alpha=0.6, label=reference_label)
     ax.set_xlabel("sequence length L")
     ax.set_ylabel("bytes")
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: format_bytes(v)))
+    bytes_axis(ax)
     ax.legend(fontsize=8)
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
@@ -112,38 +113,27 @@ def calculator_html(length: int, batch: int, d_model: int, d_ff: int, n_layers: 
     return f"<table><tr><th>what</th><th>fp32</th><th>formula</th></tr>{body}</table>"
 
 
-def _power_of_two_slider(description: str, value: int, low: int, high: int) -> w.SelectionSlider:
-    options = [(f"{2**e:,}", 2**e) for e in range(low, high + 1)]
-    return w.SelectionSlider(options=options, value=value, description=description, continuous_update=False)
+def _power_of_two_slider(name: str, value: int, low: int, high: int, description: str) -> w.SelectionSlider:
+    return choice_slider(name, value, [2**e for e in range(low, high + 1)], description, label="{:,}".format)
+
+
+def _calculator_drawing(**sizes: int) -> tuple[Figure, str]:
+    """The calculator's picture (Table 3's memory per model type) and the §1 table above it."""
+    breakdowns = [complexity.memory_breakdown(**sizes, model=m) for m in _CALCULATOR_MODELS]
+    return plot_memory_breakdown(breakdowns, ax=detached_axes()), calculator_html(**sizes)
 
 
 def memory_calculator(
     length: int = 65536, batch: int = 1, d_model: int = 1024, d_ff: int = 4096, n_layers: int = 16, n_heads: int = 8
-) -> w.VBox:
+) -> Explorer:
     """Lesson 00's calculator: sliders for the model's sizes, the §1 table and Table 3's memory per model type."""
     controls = {
-        "length": _power_of_two_slider("length l", length, 8, 20),
-        "batch": _power_of_two_slider("batch b", batch, 0, 6),
-        "d_model": _power_of_two_slider("d_model", d_model, 6, 13),
-        "d_ff": _power_of_two_slider("d_ff", d_ff, 6, 15),
-        "n_layers": w.IntSlider(value=n_layers, min=1, max=64, description="layers n_l", continuous_update=False),
-        "n_heads": _power_of_two_slider("heads n_h", n_heads, 0, 5),
+        "length": _power_of_two_slider("length", length, 8, 20, "length l"),
+        "batch": _power_of_two_slider("batch", batch, 0, 6, "batch b"),
+        "d_model": _power_of_two_slider("d_model", d_model, 6, 13, "d_model"),
+        "d_ff": _power_of_two_slider("d_ff", d_ff, 6, 15, "d_ff"),
+        "n_layers": w.IntSlider(value=as_int("n_layers", n_layers, minimum=1, maximum=64), min=1, max=64,
+                                description="layers n_l"),
+        "n_heads": _power_of_two_slider("n_heads", n_heads, 0, 5, "heads n_h"),
     }
-    table = w.HTML()
-    chart = w.Image(format="png", layout=w.Layout(width="640px"))
-    output = w.VBox([table, chart])
-    output.add_class("rl-widget-output")
-
-    def redraw(_change: object = None) -> None:
-        sizes = {name: control.value for name, control in controls.items()}
-        table.value = calculator_html(**sizes)
-        breakdowns = [complexity.memory_breakdown(**sizes, model=m) for m in _CALCULATOR_MODELS]
-        chart.value = figure_png(plot_memory_breakdown(breakdowns, ax=detached_axes()).figure)
-
-    for control in controls.values():
-        control.observe(redraw, names="value")
-        control.style.description_width = "80px"
-    redraw()
-    box = w.VBox([w.HBox([w.VBox(list(controls.values())[:3]), w.VBox(list(controls.values())[3:])]), output])
-    box.add_class("rl-widget")
-    return box
+    return explorer(controls, _calculator_drawing, width="640px")

@@ -1,10 +1,10 @@
-"""Pictures of angular LSH (paper §2, Figure 1) and the lesson-01 bucket explorer widget.
+"""Lesson 01, angular LSH (paper §2, Figure 1): Figure 1 recreated, the hash's scores, collision and recall
+curves against the angle, bucket balance, and the bucket explorer widget.
 
 Pure plotting functions take plain data and draw on the given axes or figure (a new pyplot figure
 when none is given) and return the figure. :func:`bucket_explorer` is the widget over
-:func:`explore_pair` and :func:`plot_bucket_explorer`; it follows the convention of
-:mod:`reformer_lab.lessons.widgets` (a ``rl-widget`` box, one ``rl-widget-output`` part, PNG drawn on a
-figure pyplot does not track).
+:func:`explore_pair` and :func:`plot_bucket_explorer`, built by :func:`reformer_lab.lessons.common.explorer`.
+Buckets are coloured with :func:`reformer_lab.lessons.common.bucket_colours`, as in lessons 02 and 03.
 
 Angles: the compute functions of :mod:`reformer_lab.measure.hashing_stats` take radians; the axes here are
 labelled in degrees, and the widget's slider is in degrees.
@@ -29,8 +29,9 @@ from matplotlib.patches import Circle, Wedge
 from torch import Tensor
 
 from reformer_lab.hashing import check_n_buckets, hash_vectors, random_rotations
-from reformer_lab.lessons.common import detached_axes, figure_png, new_axes
+from reformer_lab.lessons.common import Explorer, bucket_colours, choice_slider, explorer, new_axes
 from reformer_lab.measure.hashing_stats import BucketBalance, check_angles
+from reformer_lab.validation import as_float, as_int, positive_int
 
 __all__ = [
     "ExplorerState",
@@ -49,13 +50,6 @@ __all__ = [
 _POINT_COLOURS = {"x": "#1f3d7a", "y": "#b5401a"}
 _SAME, _DIFFERENT = "#2e7d32", "#8a8a8a"
 _ARC_SAMPLES = 1440  # directions sampled around the circle to find each bucket's arc (a quarter degree apart)
-
-
-def _bucket_colours(n_buckets: int) -> list:
-    """Distinct colours: tab10 up to 10 buckets, then tab20's light shades (neighbouring ids never look alike)."""
-    tab20 = plt.get_cmap("tab20")
-    order = [*range(0, 20, 2), *range(1, 20, 2)]
-    return [tab20(order[i % 20]) for i in range(n_buckets)]
 
 
 def _as_2d(name: str, v: Tensor | Sequence[float]) -> Tensor:
@@ -130,7 +124,7 @@ def plot_hash_circle(
     x, y = _as_2d("x", x), _as_2d("y", y)
     rotation = _check_rotation_2d(rotation, n_buckets)
     fig, ax = new_axes(ax, figsize=(3.2, 3.4))
-    colours = _bucket_colours(n_buckets)
+    colours = bucket_colours(n_buckets)
     for bucket, start, end in bucket_arcs(rotation, n_buckets):
         ax.add_patch(Wedge((0, 0), 1.0, start, end, facecolor=colours[bucket], alpha=0.35, edgecolor="white", lw=1))
         mid = math.radians((start + end) / 2)
@@ -281,11 +275,11 @@ def explore_pair(angle_degrees: float, n_buckets: int, n_hashes: int, seed: int)
     The rotations come from ``torch.Generator().manual_seed(seed)``, as in the authors' code (Gaussian, not
     orthogonalised; in 2-D that makes the buckets' arcs unequal).
     """
-    theta = math.radians(float(angle_degrees))
+    theta = math.radians(as_float("angle_degrees", angle_degrees))
     check_angles(theta)
     n_buckets = check_n_buckets(n_buckets)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    n_hashes = positive_int("n_hashes", n_hashes)
+    seed = as_int("seed", seed, minimum=0)
     base = math.radians(20.0)
     x = 0.6 * torch.tensor([math.cos(base), math.sin(base)], dtype=torch.float64)
     y = 0.85 * torch.tensor([math.cos(base + theta), math.sin(base + theta)], dtype=torch.float64)
@@ -321,44 +315,31 @@ def plot_bucket_explorer(state: ExplorerState, fig: Figure | None = None, *, tit
     return fig
 
 
+def _explorer_drawing(**settings: int) -> tuple[Figure, str]:
+    """The bucket explorer's picture and the line above it saying in which rounds x and y collide."""
+    state = explore_pair(**settings)
+    fig = plot_bucket_explorer(state, fig=Figure(figsize=_explorer_figsize(len(state.buckets_x))), title=False)
+    return fig, f"<b>{html.escape(state.summary())}</b>"
+
+
 def bucket_explorer(
     angle_degrees: int = 30, n_buckets: int = 4, n_hashes: int = 3, seed: int = 0, *, max_hashes: int = 4
-) -> w.VBox:
+) -> Explorer:
     """Lesson 01's widget: move the angle between x and y, the bucket count, the rounds and the seed.
 
     The output shows each round's buckets and scores (:func:`plot_bucket_explorer`) and a line saying in
     which rounds x and y collide. ``n_buckets`` only takes even values (its slider offers 2, 4, …, 16).
     """
+    max_hashes = positive_int("max_hashes", max_hashes)
+    n_hashes = as_int("n_hashes", n_hashes, minimum=1, maximum=max_hashes)
     explore_pair(angle_degrees, n_buckets, n_hashes, seed)  # validate the starting values
-    if not 1 <= n_hashes <= max_hashes:
-        raise ValueError(f"n_hashes must be between 1 and max_hashes={max_hashes}, got {n_hashes}")
     controls = {
         "angle_degrees": w.IntSlider(value=angle_degrees, min=0, max=180, step=5, description="angle θ (°)"),
-        "n_buckets": w.SelectionSlider(options=list(range(2, max(16, n_buckets) + 1, 2)), value=n_buckets,
-                                       description="n_buckets"),
+        "n_buckets": choice_slider("n_buckets", n_buckets, range(2, max(16, n_buckets) + 1, 2)),
         "n_hashes": w.IntSlider(value=n_hashes, min=1, max=max_hashes, description="n_hashes"),
-        "seed": w.IntSlider(value=seed, min=0, max=50, description="seed"),
+        "seed": w.IntSlider(value=seed, min=0, max=max(50, seed), description="seed"),
     }
-    summary = w.HTML()
-    chart = w.Image(format="png", layout=w.Layout(max_width="100%"))
-    output = w.VBox([summary, chart])
-    output.add_class("rl-widget-output")
-
-    def redraw(_change: object = None) -> None:
-        state = explore_pair(**{name: control.value for name, control in controls.items()})
-        summary.value = f"<b>{html.escape(state.summary())}</b>"
-        fig = detached_axes(figsize=_explorer_figsize(len(state.buckets_x))).figure
-        fig.clear()
-        chart.value = figure_png(plot_bucket_explorer(state, fig=fig, title=False))
-
-    for control in controls.values():
-        control.continuous_update = False
-        control.style.description_width = "90px"
-        control.observe(redraw, names="value")
-    redraw()
-    box = w.VBox([w.HBox([w.VBox(list(controls.values())[:2]), w.VBox(list(controls.values())[2:])]), output])
-    box.add_class("rl-widget")
-    return box
+    return explorer(controls, _explorer_drawing, width=None)
 
 
 def _degrees(angles: Tensor | Sequence[float]) -> np.ndarray:
@@ -370,6 +351,16 @@ def _check_curve(name: str, angles: np.ndarray, curve: Tensor | Sequence[float])
     if values.shape != angles.shape:
         raise ValueError(f"{name} has {values.size} values for {angles.size} angles")
     return values
+
+
+def _measured_curves(ax: Axes, deg: np.ndarray, measured: Mapping[int, Tensor | Sequence[float]], name: str,
+                     cmap: str, stop: float) -> None:
+    """One line with dots per entry of ``measured`` (``name`` value → curve), in increasing order, coloured
+    along ``cmap`` from 0 to ``stop``."""
+    colours = plt.get_cmap(cmap)(np.linspace(0, stop, len(measured)))
+    for colour, (key, curve) in zip(colours, sorted(measured.items()), strict=True):
+        ax.plot(deg, _check_curve(f"curve for {name}={key}", deg, curve), "o-", ms=2.5, lw=1.4, color=colour,
+                label=f"{name} = {key}")
 
 
 def _angle_axis(ax: Axes) -> None:
@@ -395,10 +386,7 @@ def plot_collision_curves(
         raise ValueError("plot_collision_curves needs at least one measured curve")
     deg = _degrees(angles)
     fig, ax = new_axes(ax)
-    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(measured)))
-    for colour, (n_buckets, curve) in zip(colours, sorted(measured.items()), strict=True):
-        ax.plot(deg, _check_curve(f"curve for n_buckets={n_buckets}", deg, curve), "o-", ms=2.5, lw=1.4,
-                color=colour, label=f"n_buckets = {n_buckets}")
+    _measured_curves(ax, deg, measured, "n_buckets", "viridis", 0.9)
     if exact is not None:
         ax.plot(deg, _check_curve("exact", deg, exact), ls="--", color="#d62728", lw=1.4, zorder=3,
                 label="exact for 2 buckets: 1 − θ/π")
@@ -426,10 +414,8 @@ def plot_recall_curves(
         raise ValueError("plot_recall_curves needs at least one measured curve")
     deg = _degrees(angles)
     fig, ax = new_axes(ax)
-    colours = plt.get_cmap("plasma")(np.linspace(0, 0.8, len(measured)))
-    for colour, (n_hashes, curve) in zip(colours, sorted(measured.items()), strict=True):
-        ax.plot(deg, _check_curve(f"curve for n_hashes={n_hashes}", deg, curve), "o-", ms=2.5, lw=1.4,
-                color=colour, label=f"n_hashes = {n_hashes}")
+    _measured_curves(ax, deg, measured, "n_hashes", "plasma", 0.8)
+    for n_hashes in sorted(measured):
         if predicted is not None and n_hashes in predicted:
             ax.plot(deg, _check_curve(f"prediction for n_hashes={n_hashes}", deg, predicted[n_hashes]), "--",
                     lw=1.2, color="black", alpha=0.7)

@@ -1,4 +1,5 @@
-"""Figure 2 of the paper recreated from a real LSH attention call, and lesson 02's chunking explorer.
+"""Lesson 02, bucketing and chunking (paper §2, Figure 2): Figure 2 (a–d) recreated from a real LSH attention
+call, the chunking explorer widget, and the share of buckets and pairs that overflow a chunk.
 
 Paper §2, Figure 2: "Simplified depiction of LSH Attention showing the hash-bucketing, sorting, and
 chunking steps and the resulting causal attentions. (a–d) Attention matrices for these varieties of
@@ -15,7 +16,8 @@ attention." Here every panel is drawn from what :func:`reformer_lab.attention.ls
   window are marked as lost.
 
 Self pairs (the diagonal) are drawn hollow: self-attention is masked unless nothing else is visible.
-:func:`chunking_explorer` is the widget (convention in :mod:`reformer_lab.lessons.widgets`).
+:func:`chunking_explorer` is the widget (built by :func:`reformer_lab.lessons.common.explorer`). Buckets are
+coloured with :func:`reformer_lab.lessons.common.bucket_colours`, as in lessons 01 and 03.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import ipywidgets as w
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -35,15 +36,15 @@ from matplotlib.patches import Patch, Rectangle
 from torch import Tensor
 
 from reformer_lab.attention import LSHInfo, lsh_attention
-from reformer_lab.hashing import _as_int, check_n_buckets, hash_vectors, random_rotations
-from reformer_lab.lessons.common import figure_png
+from reformer_lab.hashing import check_n_buckets, hash_vectors, random_rotations
+from reformer_lab.lessons.common import Explorer, bucket_colours, choice_slider, explorer
 from reformer_lab.measure.chunking_stats import KINDS, WindowStats, chunk_size_for, sample_vectors
+from reformer_lab.validation import as_bool, as_int, one_of
 
 __all__ = [
     "EXPLORER_LENGTHS",
     "EXPLORER_N_BUCKETS",
     "ChunkingExample",
-    "bucket_colours",
     "chunking_example",
     "chunking_explorer",
     "plot_chunking",
@@ -112,7 +113,7 @@ def chunking_example(
     :func:`reformer_lab.measure.chunking_stats.sample_vectors`). The shared-QK vectors double as queries; a
     second, independent linear map of the same inputs gives the separate keys of panel (b).
     """
-    length = _as_int("length", length, 2)
+    length = as_int("length", length, minimum=2)
     if length > _MAX_LENGTH:
         raise ValueError(f"length must be at most {_MAX_LENGTH} for a readable picture, got {length}")
     n_buckets = check_n_buckets(n_buckets)
@@ -133,22 +134,6 @@ def chunking_example(
 # ----------------------------------------------------------------------------------------------------
 # Drawing helpers
 # ----------------------------------------------------------------------------------------------------
-
-
-_PALETTE = np.concatenate(
-    [
-        matplotlib.colormaps["tab10"]([0, 1, 2, 3, 4, 5, 6, 8, 9]),  # tab10 without its grey
-        matplotlib.colormaps["tab20"]([1, 3, 5, 7, 9, 11, 13, 17, 19]),  # their light twins
-    ]
-)
-
-
-def bucket_colours(n_buckets: int) -> np.ndarray:
-    """One RGBA colour per bucket, ``[n_buckets, 4]``: tab10/tab20 without greys (grey means "computed"), then hsv."""
-    n_buckets = check_n_buckets(n_buckets)
-    if n_buckets <= len(_PALETTE):
-        return _PALETTE[:n_buckets]
-    return matplotlib.colormaps["hsv"](np.linspace(0, 1, n_buckets, endpoint=False))
 
 
 def _np(t: Tensor) -> np.ndarray:
@@ -380,48 +365,24 @@ def plot_overflow(
 # ----------------------------------------------------------------------------------------------------
 
 
+def _explorer_drawing(seed: int, **settings: object) -> Figure:
+    """The explorer's picture for one setting of its controls (:func:`plot_chunking`)."""
+    example = chunking_example(**settings, generator=torch.Generator().manual_seed(seed))
+    return plot_chunking(example, fig=Figure(figsize=(9.0, 7.2)))
+
+
 def chunking_explorer(
     seed: int = 0, length: int = 32, n_buckets: int = 8, causal: bool = True, kind: str = "random"
-) -> w.VBox:
+) -> Explorer:
     """Lesson 02's explorer: move seed, length, n_buckets, data and the causal mask; see the sort, the chunks
     and the attention pattern of a real :func:`lsh_attention` call (:func:`plot_chunking`).
-
-    Follows the widget convention of :mod:`reformer_lab.lessons.widgets`: the root has the class
-    ``rl-widget``, the redrawn image sits in the one ``rl-widget-output`` part.
     """
-    if length not in EXPLORER_LENGTHS:
-        raise ValueError(f"length must be one of {EXPLORER_LENGTHS}, got {length!r}")
-    if n_buckets not in EXPLORER_N_BUCKETS:
-        raise ValueError(
-            f"n_buckets must be one of {EXPLORER_N_BUCKETS} (even, and n_buckets/2 divides L), got {n_buckets!r}"
-        )
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    seed = _as_int("seed", seed, 0)
-    slider = {"continuous_update": False, "style": {"description_width": "80px"}}
+    seed = as_int("seed", seed, minimum=0)
     controls = {
-        "seed": w.IntSlider(value=seed, min=0, max=max(99, seed), description="seed", **slider),
-        "n_buckets": w.SelectionSlider(
-            options=list(EXPLORER_N_BUCKETS), value=n_buckets, description="n_buckets", **slider
-        ),
-        "length": w.SelectionSlider(options=list(EXPLORER_LENGTHS), value=length, description="length L", **slider),
-        "kind": w.Dropdown(options=list(KINDS), value=kind, description="data", style=slider["style"]),
-        "causal": w.Checkbox(value=causal, description="causal", indent=False),
+        "seed": w.IntSlider(value=seed, min=0, max=max(99, seed), description="seed"),
+        "n_buckets": choice_slider("n_buckets", n_buckets, EXPLORER_N_BUCKETS),
+        "length": choice_slider("length", length, EXPLORER_LENGTHS, "length L"),
+        "kind": w.Dropdown(options=list(KINDS), value=one_of("kind", kind, KINDS), description="data"),
+        "causal": w.Checkbox(value=as_bool("causal", causal), description="causal", indent=False),
     }
-    image = w.Image(format="png", layout=w.Layout(width="810px"))
-    output = w.VBox([image])
-    output.add_class("rl-widget-output")
-
-    def redraw(_change: object = None) -> None:
-        values = {name: control.value for name, control in controls.items()}
-        generator = torch.Generator().manual_seed(values.pop("seed"))
-        example = chunking_example(**values, generator=generator)
-        image.value = figure_png(plot_chunking(example, fig=Figure(figsize=(9.0, 7.2))))
-
-    for control in controls.values():
-        control.observe(redraw, names="value")
-    redraw()
-    names = list(controls)
-    box = w.VBox([w.HBox([w.VBox([controls[n] for n in names[:3]]), w.VBox([controls[n] for n in names[3:]])]), output])
-    box.add_class("rl-widget")
-    return box
+    return explorer(controls, _explorer_drawing, width="810px")

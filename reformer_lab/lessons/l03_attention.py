@@ -1,10 +1,10 @@
-"""Pictures of LSH attention (paper §2, Appendix A, Table 1) and the lesson-03 rounds explorer widget.
+"""Lesson 03, LSH attention (paper §2, Appendix A, Table 1): full against LSH attention as hash rounds are added,
+Appendix A's N_ij as a heat map, Table 1's memory and time against length, and the rounds explorer widget.
 
 Pure plotting functions take the results of :mod:`reformer_lab.measure.attention_stats`, draw on the given axes
-(a new pyplot figure when none is given) and return the figure. :func:`rounds_explorer` is the widget
-over :func:`reformer_lab.measure.attention_stats.one_query_weights` and :func:`plot_query_weights`; it follows
-the convention of :mod:`reformer_lab.lessons.widgets` (a ``rl-widget`` box, one ``rl-widget-output`` part, PNG
-drawn on a figure that pyplot does not track).
+(a new pyplot figure when none is given) and return the figure. :func:`rounds_explorer` is the widget over
+:func:`reformer_lab.measure.attention_stats.one_query_weights` and :func:`plot_query_weights`, built by
+:func:`reformer_lab.lessons.common.explorer`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from reformer_lab.hashing import check_n_buckets, random_rotations
-from reformer_lab.lessons.common import detached_axes, figure_png, new_axes
+from reformer_lab.lessons.common import Explorer, bytes_axis, detached_axes, explorer, new_axes
 from reformer_lab.measure.attention_stats import (
     QueryWeights,
     RoundsError,
@@ -31,7 +31,7 @@ from reformer_lab.measure.attention_stats import (
     clustered_qk,
     one_query_weights,
 )
-from reformer_lab.measure.memory import format_bytes
+from reformer_lab.validation import as_int, positive_int
 
 __all__ = [
     "VARIANT_COLOURS",
@@ -158,7 +158,7 @@ def plot_table1_memory(rows: Sequence[Table1Row], *, ax: Axes | None = None) -> 
         ax.loglog(lengths, [b for _, b in formula], style, base=2, color=colour, alpha=0.8, linewidth=2, label=label)
     ax.set_xlabel("sequence length L")
     ax.set_ylabel("bytes (log scale)")
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: format_bytes(v)))
+    bytes_axis(ax)
     ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.set_title("Table 1 memory: saved for backward (solid) against the formula (dashed)", fontsize=10)
     ax.legend(fontsize=7, ncols=2, loc="upper left")
@@ -214,7 +214,7 @@ def rounds_explorer(
     max_hashes: int = 8,
     query: int = 0,
     seed: int = 0,
-) -> w.VBox:
+) -> Explorer:
     """Lesson 03's widget: one query's attention, full against LSH, as hash rounds are added.
 
     Clustered shared-QK vectors (:func:`~reformer_lab.measure.attention_stats.clustered_qk`) and ``max_hashes``
@@ -222,28 +222,24 @@ def rounds_explorer(
     moving it right only adds rounds. Sliders: ``n_hashes``, the query; a checkbox switches
     ``attend_across_buckets``.
     """
+    length = positive_int("length", length)
+    max_hashes = positive_int("max_hashes", max_hashes)
+    query = as_int("query", query, minimum=0, maximum=length - 1)
     check_n_buckets(n_buckets)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(as_int("seed", seed, minimum=0))
     qk, labels = clustered_qk(length, dim, n_clusters, generator=generator)
     v = torch.randn(length, dim, generator=generator)
     rotations = random_rotations(dim, n_buckets, max_hashes, generator=generator)
-    rounds = w.IntSlider(value=1, min=1, max=max_hashes, description="n_hashes", continuous_update=False)
-    which = w.IntSlider(value=query, min=0, max=length - 1, description="query", continuous_update=False)
-    across = w.Checkbox(value=False, description="attend across buckets")
-    summary = w.HTML()
-    chart = w.Image(format="png", layout=w.Layout(width="640px"))
-    output = w.VBox([summary, chart])
-    output.add_class("rl-widget-output")
 
-    def redraw(_change: object = None) -> None:
-        weights = one_query_weights(qk, v, which.value, n_buckets=n_buckets, rotations=rotations,
-                                    n_hashes=rounds.value, attend_across_buckets=across.value)  # fmt: skip
-        summary.value = _summary_html(weights, int(labels[which.value]), across.value)
-        chart.value = figure_png(plot_query_weights(weights, ax=detached_axes()))
+    def draw(n_hashes: int, query: int, attend_across_buckets: bool) -> tuple[Figure, str]:
+        weights = one_query_weights(qk, v, query, n_buckets=n_buckets, rotations=rotations, n_hashes=n_hashes,
+                                    attend_across_buckets=attend_across_buckets)  # fmt: skip
+        text = _summary_html(weights, int(labels[query]), attend_across_buckets)
+        return plot_query_weights(weights, ax=detached_axes()), text
 
-    for control in (rounds, which, across):
-        control.observe(redraw, names="value")
-    redraw()
-    box = w.VBox([w.HBox([rounds, which, across]), output])
-    box.add_class("rl-widget")
-    return box
+    controls = {
+        "n_hashes": w.IntSlider(value=1, min=1, max=max_hashes, description="n_hashes"),
+        "query": w.IntSlider(value=query, min=0, max=length - 1, description="query"),
+        "attend_across_buckets": w.Checkbox(value=False, description="attend across buckets"),
+    }
+    return explorer(controls, draw, columns=3)

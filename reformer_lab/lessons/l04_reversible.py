@@ -1,8 +1,8 @@
-"""Figures and the memory-curve widget of lesson 04, reversible layers (paper §3, eqs. 7–9, Table 3).
+"""Lesson 04, reversible layers (paper §3, eqs. 7–9, Table 3): saved bytes against depth and length beside
+Table 3's formula, the reconstruction error of eq. 8 against depth, and the memory-curves widget.
 
 The plotting functions take plain data and return a figure (a new pyplot figure unless one is given).
-:func:`memory_curves` is the widget; it follows the convention of :mod:`reformer_lab.lessons.widgets` (root
-class ``rl-widget``, one ``rl-widget-output`` part redrawn as a PNG into an ``ipywidgets.Image``).
+:func:`memory_curves` is the widget, built by :func:`reformer_lab.lessons.common.explorer`.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from reformer_lab.lessons.common import figure_png
+from reformer_lab.lessons.common import Explorer, bytes_axis, choice_slider, explorer, new_axes
 from reformer_lab.measure import reversible_stats
 from reformer_lab.measure.memory import format_bytes
 from reformer_lab.measure.reversible_stats import GpuCurves, MemoryCurves, StackConfig
+from reformer_lab.validation import as_int, one_of
 
 __all__ = ["VARIANT_COLOURS", "memory_curves", "plot_memory_curves", "plot_reconstruction_errors"]
 
@@ -36,16 +37,11 @@ WIDGET_D_FF = (64, 128, 256, 512, 1024)
 WIDGET_CHUNKS = (1, 2, 4, 8)
 
 
-def _bytes_axis(ax: Axes) -> None:
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: format_bytes(v)))
-    ax.grid(True, which="major", alpha=0.3)
-
-
 def plot_reconstruction_errors(errors: Mapping[str, Mapping[int, float]], ax: Axes | None = None) -> Figure:
     """Max |X − X̂| after n blocks forward (eq. 9) and back (eq. 8), one line per dtype, log scale."""
     if not errors or not all(errors.values()):
         raise ValueError("errors must map a label to a non-empty {depth: error} dict")
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6.0, 3.4))
+    fig, ax = new_axes(ax, figsize=(6.0, 3.4))
     for label, by_depth in errors.items():
         depths = sorted(by_depth)
         ax.semilogy(depths, [max(by_depth[n], 1e-300) for n in depths], "o-", label=label)
@@ -76,7 +72,8 @@ def _panel(ax: Axes, xs: Sequence[int], measured: Mapping[str, Sequence[float]],
     ax.set_yscale("log", base=2)
     ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=10)
-    _bytes_axis(ax)
+    bytes_axis(ax)
+    ax.grid(True, which="major", alpha=0.3)
 
 
 def plot_memory_curves(
@@ -94,8 +91,7 @@ def plot_memory_curves(
     either stored :class:`~reformer_lab.measure.reversible_stats.GpuCurves` or ``{variant: peaks}`` measured at
     ``curves.depths`` on this machine's GPU.
     """
-    if quantity not in ("saved_peak", "saved_after_forward"):
-        raise ValueError(f"quantity must be 'saved_peak' or 'saved_after_forward', got {quantity!r}")
+    one_of("quantity", quantity, ("saved_peak", "saved_after_forward"))
     panels = 3 if gpu is not None else 2
     fig = fig if fig is not None else plt.figure(figsize=(4.4 * panels, 3.8))
     axes = fig.subplots(1, panels)
@@ -130,7 +126,8 @@ def _gpu_panel(ax: Axes, gpu: GpuCurves | Mapping[str, Sequence[int]], curves: M
         ax.set_title(f"GPU peak allocated, this machine, L = {curves.config.length}", fontsize=9)
     ax.set_xlabel("layers n_l")
     ax.set_yscale("log", base=2)
-    _bytes_axis(ax)
+    bytes_axis(ax)
+    ax.grid(True, which="major", alpha=0.3)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -169,7 +166,7 @@ def _widget_figure(config: StackConfig, depth: int, gpu: GpuCurves | None, has_c
 def memory_curves(
     depth: int = 12, length: int = 256, d_model: int = 32, d_ff: int = 512, ff_chunks: int = 4,
     attention: str = "full", results_dir: str | None = None,
-) -> w.VBox:
+) -> Explorer:
     """Lesson 04's widget: saved bytes against depth and length, ordinary vs reversible (+ chunked FF), measured
     on this machine for the sliders' setting, with Table 3's formula dashed beside each curve (paper §3).
 
@@ -179,48 +176,23 @@ def memory_curves(
     measured peak GPU memory; without it, the stored GPU curves from ``results/bench/`` (``results_dir``, default
     the repository's ``results/``) if there are any, and the output says plainly when there are none.
     """
-    _check_choice("length", length, WIDGET_LENGTHS)
-    _check_choice("d_model", d_model, WIDGET_D_MODEL)
-    _check_choice("d_ff", d_ff, WIDGET_D_FF)
-    _check_choice("ff_chunks", ff_chunks, WIDGET_CHUNKS)
-    _check_choice("depth", depth, WIDGET_DEPTHS)
-    _check_choice("attention", attention, ("lsh", "full"))
+    depth = as_int("depth", depth, minimum=1, maximum=WIDGET_DEPTHS[-1])
     has_cuda = torch.cuda.is_available()
     gpu = None if has_cuda else reversible_stats.load_gpu_results(results_dir)
-    style = {"continuous_update": False, "style": {"description_width": "90px"}}
+    note = _gpu_note(gpu, has_cuda)
+
+    def draw(depth: int, attention: str, **sizes: int) -> tuple[Figure, str]:
+        fig, numbers = _widget_figure(StackConfig(**sizes, attention=attention), depth, gpu, has_cuda)
+        return fig, f"{numbers}<br>{note}"
+
     controls = {
-        "depth": w.IntSlider(value=depth, min=1, max=WIDGET_DEPTHS[-1], description="layers n_l", **style),
-        "length": w.SelectionSlider(options=list(WIDGET_LENGTHS), value=length, description="length L", **style),
-        "d_model": w.SelectionSlider(options=list(WIDGET_D_MODEL), value=d_model, description="d_model", **style),
-        "d_ff": w.SelectionSlider(options=list(WIDGET_D_FF), value=d_ff, description="d_ff", **style),
-        "ff_chunks": w.SelectionSlider(options=list(WIDGET_CHUNKS), value=ff_chunks, description="FF chunks",
-                                       **style),
-        "attention": w.ToggleButtons(options=["lsh", "full"], value=attention, description="attention",
-                                     style={"description_width": "90px", "button_width": "60px"}),
+        "depth": w.IntSlider(value=depth, min=1, max=WIDGET_DEPTHS[-1], description="layers n_l"),
+        "length": choice_slider("length", length, WIDGET_LENGTHS, "length L"),
+        "d_model": choice_slider("d_model", d_model, WIDGET_D_MODEL),
+        "d_ff": choice_slider("d_ff", d_ff, WIDGET_D_FF),
+        "ff_chunks": choice_slider("ff_chunks", ff_chunks, WIDGET_CHUNKS, "FF chunks"),
+        "attention": w.ToggleButtons(options=["lsh", "full"], value=one_of("attention", attention, ("lsh", "full")),
+                                     description="attention", style={"button_width": "60px"}),
     }
-    image = w.Image(format="png", layout=w.Layout(width="900px"))
-    numbers = w.HTML()
-    note = w.HTML(_gpu_note(gpu, has_cuda))
-    output = w.VBox([image, numbers, note])
-    output.add_class("rl-widget-output")
+    return explorer(controls, draw, width="900px")
 
-    def redraw(_change: object = None) -> None:
-        values = {name: control.value for name, control in controls.items()}
-        config = StackConfig(length=values["length"], d_model=values["d_model"], d_ff=values["d_ff"],
-                             ff_chunks=values["ff_chunks"], attention=values["attention"])
-        fig, text = _widget_figure(config, values["depth"], gpu, has_cuda)
-        image.value = figure_png(fig)
-        numbers.value = text
-
-    for control in controls.values():
-        control.observe(redraw, names="value")
-    redraw()
-    names = list(controls)
-    box = w.VBox([w.HBox([w.VBox([controls[n] for n in names[:3]]), w.VBox([controls[n] for n in names[3:]])]), output])
-    box.add_class("rl-widget")
-    return box
-
-
-def _check_choice(name: str, value: object, options: Sequence[object]) -> None:
-    if value not in options:
-        raise ValueError(f"{name} must be one of {tuple(options)}, got {value!r}")

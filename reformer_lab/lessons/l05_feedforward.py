@@ -1,4 +1,5 @@
-"""Figures for lesson 05 (paper §3, eq. 10 and Table 3): memory against chunk count, Table 3 formula vs measured.
+"""Lesson 05, the chunked feed-forward (paper §3, eq. 10, Table 3): memory against the chunk count, and Table 3's
+formula beside the measured peak.
 
 Pure plotting: each function takes the rows measured by :mod:`reformer_lab.measure.feedforward_stats`, draws on a
 Matplotlib ``Axes`` (a new pyplot figure when none is given) and returns the figure.
@@ -8,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib.pyplot as plt
-import matplotlib.ticker
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from reformer_lab.lessons.common import bytes_axis, new_axes
 from reformer_lab.measure.feedforward_stats import ChunkMemory, Table3Row
 from reformer_lab.measure.memory import format_bytes
 
@@ -30,10 +30,6 @@ CHUNK_SERIES: dict[str, tuple[str, str]] = {
 }
 
 
-def _bytes_axis(ax: Axes) -> None:
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: format_bytes(v)))
-
-
 def plot_chunk_memory(rows: Sequence[ChunkMemory], ax: Axes | None = None, title: str | None = None) -> Figure:
     """Measured bytes against the chunk count c, log–log, one line per :data:`CHUNK_SERIES` field.
 
@@ -45,10 +41,7 @@ def plot_chunk_memory(rows: Sequence[ChunkMemory], ax: Axes | None = None, title
     counts = [r.n_chunks for r in rows]
     if sorted(set(counts)) != counts:
         raise ValueError(f"chunk counts must be distinct and increasing, got {counts}")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(9.5, 4.0))
-    else:
-        fig = ax.figure
+    fig, ax = new_axes(ax, figsize=(9.5, 4.0))
     for field, (label, style) in CHUNK_SERIES.items():
         ax.plot(counts, [getattr(r, field) for r in rows], style, label=label)
     first = rows[0].ff_recompute_peak * counts[0]
@@ -58,7 +51,7 @@ def plot_chunk_memory(rows: Sequence[ChunkMemory], ax: Axes | None = None, title
     ax.set_xticks(counts, [str(c) for c in counts])
     ax.set_xlabel("chunks c (eq. 10)")
     ax.set_ylabel("bytes (log scale)")
-    _bytes_axis(ax)
+    bytes_axis(ax)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title(title or "memory against chunk count (measured)")
@@ -70,10 +63,7 @@ def plot_table3(rows: Sequence[Table3Row], ax: Axes | None = None, title: str | 
     """Grouped bars per Table 3 row: the formula × 4 bytes (paper's c; c = keys compared) and the measured peak."""
     if not rows:
         raise ValueError("plot_table3 needs at least one Table3Row")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(8.0, 4.2))
-    else:
-        fig = ax.figure
+    fig, ax = new_axes(ax, figsize=(8.0, 4.2))
     series = {
         "Table 3 × 4 B, c = (4l/n_c)²": ([r.formula_bytes for r in rows], "#BBBBBB"),
         "Table 3 × 4 B, c = keys compared": ([r.window_bytes for r in rows], "#4C72B0"),
@@ -86,7 +76,7 @@ def plot_table3(rows: Sequence[Table3Row], ax: Axes | None = None, title: str | 
     ax.set_yscale("log", base=2)
     ax.set_xticks(x, [r.variant for r in rows], fontsize=8)
     ax.set_ylabel("bytes (log scale)")
-    _bytes_axis(ax)
+    bytes_axis(ax)
     top = max(max(r.formula_bytes, r.saved_peak) for r in rows)
     bottom = min(min(r.window_bytes, r.saved_peak) for r in rows)
     ax.set_ylim(bottom / 4, top * 2**3)

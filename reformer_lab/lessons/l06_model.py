@@ -1,4 +1,5 @@
-"""Figures of lesson 06, the whole Reformer (paper §3–5): the model as a diagram, a loss curve, hashes at eval.
+"""Lesson 06, the whole Reformer (paper §3–5, Table 2): the model as a diagram, a training loss curve, and one
+model evaluated with more hash rounds than it was trained with (as in Table 2).
 
 Pure plotting: every function takes plain data (a :class:`~reformer_lab.model.ReformerConfig`, lists of
 records, a dict of losses) and returns a figure (a new pyplot figure unless an ``ax`` is given).
@@ -8,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
+from reformer_lab.lessons.common import new_axes
 from reformer_lab.model import ReformerConfig
 
 __all__ = ["diagram_labels", "plot_hash_eval", "plot_loss_curve", "plot_model_diagram"]
@@ -59,7 +60,7 @@ def plot_model_diagram(config: ReformerConfig, ax: Axes | None = None) -> Figure
 
     Inside the block the two lanes are X₁ (left) and X₂ (right): Y₁ = X₁ + F(X₂), Y₂ = X₂ + G(Y₁).
     """
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(8.0, 7.4))
+    fig, ax = new_axes(ax, figsize=(8.0, 7.4))
     labels = diagram_labels(config)
     left, right = 2.5, 8.2  # the X₁ and X₂ lanes
     _box(ax, 2.0, 0.0, 6.0, 0.55, labels["tokens"], "white")
@@ -107,7 +108,7 @@ def plot_loss_curve(history: Sequence[Mapping[str, float]], evals: Sequence[Mapp
     """Training loss per logged step (line) and validation loss (dots), in nats per character."""
     if not history:
         raise ValueError("history must hold at least one {'step', 'loss'} record")
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6.4, 3.4))
+    fig, ax = new_axes(ax, figsize=(6.4, 3.4))
     ax.plot([r["step"] for r in history], [r["loss"] for r in history], "-", color="#4C72B0",
             label="training loss (one batch)")
     if evals:
@@ -130,7 +131,7 @@ def plot_hash_eval(losses: Mapping[int, float], train_hashes: int | None = None,
     """
     if not losses:
         raise ValueError("losses must map a number of hashes to a loss")
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5.6, 3.4))
+    fig, ax = new_axes(ax, figsize=(5.6, 3.4))
     counts = sorted(losses)
     colours = ["#C44E52" if n == train_hashes else "#4C72B0" for n in counts]
     bars = ax.bar([str(n) for n in counts], [losses[n] for n in counts], color=colours)

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from reformer_lab.lessons.common import new_axes
 from reformer_lab.measure.duplication_stats import EVAL_COLUMNS
 
 __all__ = ["format_table", "plot_learning_curves", "plot_live_run"]
@@ -72,7 +73,7 @@ def plot_live_run(history: Sequence[Mapping[str, float]], evals: Sequence[Mappin
     """One run's training loss (line, left axis) and evaluation accuracy (dots, right axis) against step."""
     if not history:
         raise ValueError("history must hold at least one {'step', 'loss'} record")
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6.4, 3.4))
+    fig, ax = new_axes(ax, figsize=(6.4, 3.4))
     ax.plot([r["step"] for r in history], [r["loss"] for r in history], "-", color="#4C72B0", label="training loss")
     ax.set_yscale("log")
     ax.set_xlabel("step")
