@@ -224,3 +224,24 @@ def test_no_lesson_module_imports_private_names() -> None:
             if isinstance(node, ast.ImportFrom) and node.module != "__future__":
                 private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
                 assert not private, f"{path.name} imports {private} from {node.module}"
+
+
+def test_an_explorer_shows_its_first_picture_where_widgets_cannot_render() -> None:
+    import base64
+
+    import ipywidgets as w
+    from matplotlib.figure import Figure
+
+    from reformer_lab.lessons.common import explorer
+
+    def draw(n: int) -> Figure:
+        fig = Figure(figsize=(2, 2))
+        fig.add_subplot().plot(range(n))
+        return fig
+
+    box = explorer({"n": w.IntSlider(value=3, min=2, max=9)}, draw)
+    bundle = box._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert base64.b64decode(bundle["image/png"]) == box.initial_png
+    box.controls["n"].value = 7  # the static picture stays the first one
+    assert base64.b64decode(box._repr_mimebundle_()["image/png"]) == box.initial_png != box.image.value

@@ -13,10 +13,11 @@ function that draws.
 
 from __future__ import annotations
 
+import base64
 import io
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import ipywidgets as w
 import matplotlib
@@ -159,6 +160,12 @@ class Explorer(w.VBox):
     text: w.HTML | None
     image: w.Image
     initial_png: bytes
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """The live widget, plus its first picture as ``image/png`` in the same output: JupyterLab shows the
+        widget; a viewer without a widget manager (GitHub, nbviewer, the static site) falls back to the PNG."""
+        bundle = super()._repr_mimebundle_(**kwargs) or {}
+        return {**bundle, "image/png": base64.b64encode(self.initial_png).decode("ascii")}
 
 
 def _render(drawn: Drawing) -> tuple[bytes, str | None]:
