@@ -18,7 +18,7 @@ PORT ?= 8888
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with sanitize.cfg --nbval-cell-timeout=600
 
-.PHONY: venv check-python lab test test-unit test-notebooks test-portable test-browser notebooks lint lock binder-url \
+.PHONY: venv check-python lab test test-unit test-notebooks test-portable test-browser notebooks site lint lock binder-url \
 	bench-attention bench-peers clean
 
 venv: $(STAMP)
@@ -79,6 +79,11 @@ notebooks: venv
 		--ExecutePreprocessor.kernel_name=python3 --ExecutePreprocessor.timeout=600 \
 		$(or $(NB),notebooks/*.ipynb)
 
+## make site: the lessons as static HTML in build/site/ (stored outputs, widgets from their saved state),
+## readable offline; needs Node.js/npm once, to fetch the widget manager
+site: venv
+	$(PY) -m reformer_lab.lessons.site --out build/site
+
 lint: venv
 	$(VENV)/bin/ruff check .
 
@@ -86,7 +91,7 @@ lint: venv
 lock:
 	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv
 	build/lock-venv/bin/pip install --quiet --upgrade pip
-	build/lock-venv/bin/pip install --quiet -e '.[lab,test,dev]'
+	build/lock-venv/bin/pip install --quiet -e '.[lab,test,dev,site]'
 	( echo '# Exact versions that `make` installs (pip install -r requirements.lock).'; \
 	  echo '# Regenerate with `make lock` after changing the ranges in pyproject.toml.'; \
 	  build/lock-venv/bin/pip freeze --exclude-editable | sed 's/+cpu$$//' ) > requirements.lock
