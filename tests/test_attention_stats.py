@@ -168,7 +168,7 @@ def test_sorted_slots_are_not_positions():
 
 
 # ----------------------------------------------------------------------------------------------------
-# Paper vs peers: the look-back across rounds (peer notes §2, F3)
+# Paper vs peers: the look-back across rounds (other implementations let a round's first chunk look back)
 # ----------------------------------------------------------------------------------------------------
 
 
@@ -306,7 +306,7 @@ def test_one_query_weights_rows_and_visited_set():
 
 
 # ----------------------------------------------------------------------------------------------------
-# Causal LSH: zero weight on the future, yet information flows through the sort (peer notes F11)
+# Causal LSH: zero weight on the future, yet information flows through the sort
 # ----------------------------------------------------------------------------------------------------
 
 

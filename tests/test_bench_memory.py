@@ -4,6 +4,7 @@ are computed from what was measured, and a tiny run prints the table and the tar
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import torch
 from reformer_lab.measure import bench
 from reformer_lab.measure.bench import MemoryMeasurement, MemorySetting
 from reformer_lab.measure.complexity import model_complexity
+from reformer_lab.measure.feedforward_stats import table3_bytes
 from reformer_lab.reversible import STACK_VARIANTS
 
 TINY = {"length": 128, "d_model": 32, "d_ff": 64, "n_heads": 2, "chunk_size": 32, "ff_chunks": 4, "repeats": 1,
@@ -35,9 +37,8 @@ def test_variants_of_one_depth_are_timed_in_turn() -> None:
 
 def test_paired_timing_needs_one_depth_and_known_variants() -> None:
     with pytest.raises(ValueError, match="all else must be equal"):
-        bench.paired_seconds([MemorySetting("ordinary", 1, **TINY), MemorySetting("reversible", 2, **TINY)])
-    with pytest.raises(ValueError, match="unknown stack variant"):
-        bench.paired_seconds([MemorySetting("ordinary", 1, **TINY), MemorySetting("checkpointed", 1, **TINY)])
+        bench.paired_seconds([MemorySetting("ordinary", n_layers=1, **TINY),
+                              MemorySetting("reversible", n_layers=2, **TINY)])
     with pytest.raises(ValueError, match="at least one setting"):
         bench.paired_seconds([])
 
@@ -48,13 +49,34 @@ def test_reversible_stacks_keep_less_than_the_ordinary_one() -> None:
     assert saved["reversible"] == saved["reversible+chunked"] < saved["ordinary"] / 5
 
 
-def test_unknown_variant_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="unknown stack variant"):
-        bench.memory_step(MemorySetting("checkpointed", 1, **TINY))
+@pytest.mark.parametrize(
+    "kw, error, match",
+    [
+        (dict(variant="checkpointed"), ValueError, "unknown stack variant 'checkpointed'"),
+        (dict(variant="ordinary", repeats=0), ValueError, "repeats must be an int >= 1, got 0"),
+        (dict(variant="ordinary", threads=1.5), TypeError, "threads must be an int >= 1"),
+        (dict(variant="ordinary", length=100), ValueError, "max_len=100 must be a multiple of chunk_size=64"),
+        (dict(variant="ordinary", n_heads=3), ValueError, "d_model=256 must be divisible by n_heads=3"),
+        (dict(), TypeError, "MemorySetting needs variant"),
+    ],
+)
+def test_bad_settings_are_clear_errors(kw: dict, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        MemorySetting(**kw)
+
+
+def test_a_setting_is_a_model_config_and_what_the_benchmark_adds() -> None:
+    s = MemorySetting("reversible", n_layers=2, **TINY)
+    assert s.model == replace(bench.BENCH_MODEL, n_layers=2, max_len=128, d_model=32, d_ff=64, n_heads=2,
+                              chunk_size=32, ff_chunks=4)
+    assert (s.variant, s.length, s.repeats, s.threads, s.n_layers) == ("reversible", 128, 1, 1, 2)
+    assert MemorySetting("reversible", s.model, repeats=1, threads=1) == s
+    record = json.loads(json.dumps(s.to_dict()))
+    assert record["model"]["n_layers"] == 2 and record["variant"] == "reversible" and record["length"] == 128
 
 
 def _m(variant: str, n_layers: int, seconds: float, saved: int, after: int | None = None) -> MemoryMeasurement:
-    return MemoryMeasurement(MemorySetting(variant, n_layers), seconds, after or saved, saved, None)
+    return MemoryMeasurement(MemorySetting(variant, n_layers=n_layers), seconds, after or saved, saved, None)
 
 
 def test_targets_are_judged_on_the_measurements() -> None:
@@ -66,19 +88,26 @@ def test_targets_are_judged_on_the_measurements() -> None:
 
 
 def test_table_shows_ratios_to_the_ordinary_stack_and_notes_for_failures() -> None:
-    failed = MemoryMeasurement(MemorySetting("reversible", 2), None, None, None, None, "child died")
+    failed = MemoryMeasurement(MemorySetting("reversible", n_layers=2), None, None, None, None, "child died")
     table = bench.format_memory_table([_m("ordinary", 2, 1.0, 4 * 2**20), _m("reversible+chunked", 2, 1.5, 2**20),
                                        failed])
     assert "1.50×" in table and "0.25×" in table and "child died" in table and "4.00 MiB" in table
 
 
 def test_table3_column_uses_the_matching_rows() -> None:
-    s = MemorySetting("ordinary", 12)
+    model = bench.BENCH_MODEL  # 12 layers, LSH attention
     sizes = {"batch": 1, "length": 4096, "d_model": 256, "d_ff": 1024, "n_heads": 4, "n_hashes": 2, "c": 256**2}
-    assert bench.table3_bytes(s) == 4 * model_complexity("lsh-transformer", n_layers=12, **sizes).memory
-    chunked = MemorySetting("reversible+chunked", 12)
-    assert bench.table3_bytes(chunked) == 4 * model_complexity("reformer", n_layers=12, **sizes).memory
-    assert bench.table3_bytes(s) == 12 * bench.table3_bytes(chunked)
+    ordinary = table3_bytes("ordinary", model, 4096)
+    assert ordinary == 4 * model_complexity("lsh-transformer", n_layers=12, **sizes).memory
+    chunked = table3_bytes("reversible+chunked", model, 4096)
+    assert chunked == 4 * model_complexity("reformer", n_layers=12, **sizes).memory
+    assert ordinary == 12 * chunked
+    reversible = table3_bytes("reversible", model, 4096)  # LSH has no reversible row: one LSH Transformer layer
+    assert reversible == 4 * model_complexity("lsh-transformer", n_layers=1, **sizes).memory
+    full = replace(model, attention="full")
+    assert table3_bytes("reversible", full, 4096) == 4 * model_complexity("reversible", n_layers=12, **sizes).memory
+    with pytest.raises(ValueError, match="unknown stack variant"):
+        table3_bytes("checkpointed", model, 4096)
 
 
 def test_rounds_sweep_the_depths_and_combine_times_by_median(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,7 +125,7 @@ def test_rounds_sweep_the_depths_and_combine_times_by_median(monkeypatch: pytest
 
     monkeypatch.setattr(bench, "measure_seconds", fake_seconds)
     monkeypatch.setattr(bench, "measure_memory", fake_memory)
-    settings = [MemorySetting(v, n) for n in (1, 2) for v in ("ordinary", "reversible")]
+    settings = [MemorySetting(v, n_layers=n) for n in (1, 2) for v in ("ordinary", "reversible")]
     results = bench.run_memory(settings, rounds=3)
     one_round = [("time", 1, ("ordinary", "reversible")), ("memory", 1, "ordinary"), ("memory", 1, "reversible"),
                  ("time", 2, ("ordinary", "reversible")), ("memory", 2, "ordinary"), ("memory", 2, "reversible")]
@@ -106,9 +135,18 @@ def test_rounds_sweep_the_depths_and_combine_times_by_median(monkeypatch: pytest
     assert all("1 round(s) failed" in m.note for m in results[2:])
 
 
-def test_ff_chunks_must_divide_the_length() -> None:
-    args = bench._parser().parse_args(["memory", "--length", "100", "--ff-chunks", "8"])
-    with pytest.raises(SystemExit, match="must divide"):
+@pytest.mark.parametrize(
+    "flags, match",
+    [
+        (["--attention", "full", "--length", "100", "--ff-chunks", "8"], "ff_chunks=8 must divide length=100"),
+        (["--length", "100"], "max_len=100 must be a multiple of chunk_size=64"),
+        (["--rounds", "0"], "--rounds must be an int >= 1, got 0"),
+        (["--repeats", "0"], "repeats must be an int >= 1, got 0"),
+    ],
+)
+def test_impossible_flags_stop_with_the_settings_message(flags: list[str], match: str) -> None:
+    args = bench._parser().parse_args(["memory", *flags])
+    with pytest.raises(SystemExit, match=match):
         bench._memory_settings(args)
 
 
@@ -121,12 +159,13 @@ def test_tiny_run_prints_the_table_the_targets_and_writes_json(tmp_path: Path, c
     record = json.loads(path.read_text())
     assert set(record["provenance"]) >= {"device", "torch", "commit", "date"}
     assert len(record["results"]) == 6 and len(record["targets"]) == 2
+    assert {r["model"]["n_layers"] for r in record["results"]} == {1, 2}
     assert torch.get_num_threads() == threads  # --threads applied to the measurement only
 
 
 @pytest.mark.slow
 def test_measure_runs_in_a_fresh_process_and_reports_rss() -> None:
-    m = bench.measure_memory(MemorySetting("reversible+chunked", 1, **TINY))
+    m = bench.measure_memory(MemorySetting("reversible+chunked", n_layers=1, **TINY))
     assert m.saved_peak and m.saved_peak > 0 and m.peak_bytes is not None and m.note == ""
-    seconds = bench.measure_seconds([MemorySetting(v, 1, **TINY) for v in ("ordinary", "reversible+chunked")])
+    seconds = bench.measure_seconds([MemorySetting(v, n_layers=1, **TINY) for v in ("ordinary", "reversible+chunked")])
     assert set(seconds) == {"ordinary", "reversible+chunked"} and min(seconds.values()) > 0

@@ -210,36 +210,36 @@ def test_reversible_breakdown_does_not_depend_on_layers(model: str) -> None:
 
 
 def test_negative_length_names_the_argument() -> None:
-    with pytest.raises(ValueError, match=r"^length must be a positive integer, got -3$"):
+    with pytest.raises(ValueError, match=r"^length must be an int >= 1, got -3$"):
         cx.qk_matrix_bytes(-3)
 
 
-@pytest.mark.parametrize("bad", [0, -1, 2.5, "64", None, True, float("nan")])
+@pytest.mark.parametrize("bad", [0, -1, 2.5, 64.0, "64", None, True, float("nan")])
 def test_non_positive_or_non_integer_counts_raise(bad: object) -> None:
-    with pytest.raises(ValueError, match="n_layers must be a positive integer"):
+    with pytest.raises(ValueError, match="n_layers must be an int >= 1, got"):
         cx.feedforward_activation_bytes(1, 1024, 4096, bad)
-    with pytest.raises(ValueError, match="d_k must be a positive integer"):
+    with pytest.raises(ValueError, match="d_k must be an int >= 1, got"):
         cx.attention_complexity("lsh", batch=1, length=64, n_heads=1, d_k=bad)
-    with pytest.raises(ValueError, match="n_heads must be a positive integer"):
+    with pytest.raises(ValueError, match="n_heads must be an int >= 1, got"):
         cx.memory_breakdown(64, 1, 32, 64, 2, bad)
 
 
-def test_integral_floats_and_numpy_integers_are_accepted() -> None:
-    assert cx.qk_matrix_bytes(1e3) == cx.qk_matrix_bytes(np.int64(1000)) == 1000**2 * 4
+def test_numpy_integers_are_accepted() -> None:
+    assert cx.qk_matrix_bytes(np.int64(1000)) == 1000**2 * 4
     assert cx.parameter_bytes(np.int32(10), bytes_per_value=0.5) == 5
 
 
 @pytest.mark.parametrize("bad", [0, -4, "4", None, float("inf")])
 def test_bytes_per_value_must_be_a_positive_number(bad: object) -> None:
-    with pytest.raises(ValueError, match="bytes_per_value must be a positive number"):
+    with pytest.raises(ValueError, match="bytes_per_value must be a finite number > 0.0"):
         cx.parameter_bytes(100, bytes_per_value=bad)
 
 
 def test_unknown_variants_list_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match="'flash'.*dot-product, memory-efficient, lsh"):
+    with pytest.raises(ValueError, match="'dot-product', 'memory-efficient', 'lsh'; got 'flash'"):
         cx.attention_complexity("flash", batch=1, length=64, n_heads=1, d_k=8)
-    rows = "transformer, reversible, chunked-reversible, lsh-transformer, reformer"
+    rows = "'transformer', 'reversible', 'chunked-reversible', 'lsh-transformer', 'reformer'"
     with pytest.raises(ValueError, match=rows):
         cx.model_complexity("Reformer", **SMALL)
-    with pytest.raises(ValueError, match="valid variants"):
+    with pytest.raises(ValueError, match="model must be one of 'transformer'"):
         cx.memory_breakdown(**PAPER_STACK, model="performer")

@@ -32,8 +32,10 @@ def test_needed_key_holds_the_target(w_len) -> None:
     batch = DuplicationTask(w_len, 50).batch(8, 1)
     for i in DuplicationTask(w_len, 50).loss_mask().nonzero().flatten().tolist():
         assert torch.equal(batch.inputs[:, rep.needed_key(i, w_len)], batch.targets[:, i])
-    with pytest.raises(ValueError, match="not a masked position"):
+    with pytest.raises(ValueError, match=rf"position must be an int in \[{w_len + 1}, {2 * w_len}\], got {w_len}"):
         rep.needed_key(w_len, w_len)
+    with pytest.raises(ValueError, match="position must be an int in"):
+        rep.needed_key(2 * w_len + 1, w_len)
 
 
 def test_local_window_coverage() -> None:
@@ -62,7 +64,7 @@ def test_weights_round_trip_and_the_table_is_the_runners(tiny_run) -> None:
 
 
 def test_missing_files_say_how_to_make_them(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match="reformer_lab.measure.experiments duplication"):
+    with pytest.raises(FileNotFoundError, match="python -m reformer_lab.experiments duplication"):
         rep.load_record("full", tmp_path)
 
 

@@ -31,9 +31,9 @@ def test_unknown_experiment_name_fails_at_start(capsys: pytest.CaptureFixture[st
         main(["copying", "--setting", "full"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'copying'" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="unknown experiment 'copying'"):
+    with pytest.raises(ValueError, match="experiment must be one of 'duplication', 'charlm'; got 'copying'"):
         spec_for("copying", "full", "lesson")
-    with pytest.raises(ValueError, match="unknown setting 'lsh-8' for duplication"):
+    with pytest.raises(ValueError, match="setting of duplication must be one of 'full', .*; got 'lsh-8'"):
         spec_for("duplication", "lsh-8", "lesson")
 
 

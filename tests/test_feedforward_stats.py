@@ -6,6 +6,8 @@ stated relative tolerance.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -83,10 +85,14 @@ def test_measurement_is_deterministic() -> None:
 @pytest.mark.parametrize(
     "kw, match",
     [
-        (dict(length=100), "ff_chunks=16 must divide length=100"),
-        (dict(n_heads=3), "n_heads=3 must divide d_model=32"),
-        (dict(length=80, ff_chunks=8), "multiple of chunk_size=32"),
-        (dict(n_layers=0), "n_layers must be a positive integer"),
+        (dict(length=96, ff_chunks=64), "ff_chunks=64 must divide length=96"),
+        (dict(n_heads=3), "d_model=32 must be divisible by n_heads=3"),
+        (dict(length=80, ff_chunks=8), "max_len=80 must be a multiple of chunk_size=32"),
+        (dict(length=80, ff_chunks=8, attention="full"), "max_len=80 must be a multiple of chunk_size=32"),  # LSH rows
+        (dict(n_layers=0), "n_layers must be an int >= 1, got 0"),
+        (dict(batch=True), "batch must be an int >= 1, got the bool True"),
+        (dict(length=256.0), r"length must be an int >= 1, got 256.0 \(float\)"),
+        (dict(seed=-1), "seed must be an int >= 0, got -1"),
     ],
 )
 def test_config_errors_are_clear(kw, match) -> None:
@@ -94,8 +100,18 @@ def test_config_errors_are_clear(kw, match) -> None:
         Table3Config(**kw)
 
 
+def test_config_is_a_model_config_and_the_input_sizes() -> None:
+    config = Table3Config(length=128, d_model=16, n_layers=2)
+    assert config.model == replace(table3.TABLE3_MODEL, max_len=128, d_model=16, n_layers=2)
+    assert (config.length, config.batch, config.seed, config.d_model, config.n_layers) == (128, 1, 0, 16, 2)
+    assert Table3Config(model=config.model) == config  # the length defaults to the model's max_len
+    assert replace(config, length=64).model.max_len == 64
+    with pytest.raises(TypeError, match="unexpected keyword arguments \\['vocab'\\]"):
+        Table3Config(vocab=3)
+
+
 def test_unknown_variant_lists_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match="valid variants: transformer"):
+    with pytest.raises(ValueError, match="variant must be one of 'transformer'"):
         table3.stack_for("performer", Table3Config())
 
 

@@ -77,7 +77,7 @@ def test_pairs_are_unit_vectors_at_exactly_the_asked_angles() -> None:
 
 
 def test_pairs_need_at_least_two_dimensions() -> None:
-    with pytest.raises(ValueError, match="d must be >= 2"):
+    with pytest.raises(ValueError, match="d must be an int >= 2, got 1"):
         lsh_stats.pairs_at_angles(ANGLES, d=1, n_trials=5, generator=_gen())
 
 
@@ -160,10 +160,10 @@ def test_measurements_repeat_with_the_seed() -> None:
     [
         ({"n_buckets": 5}, "must be even"),
         ({"n_buckets": 0}, ">= 2"),
-        ({"n_hashes": 0}, "n_hashes must be >= 1"),
-        ({"n_trials": 0}, "n_trials must be >= 1"),
+        ({"n_hashes": 0}, "n_hashes must be an int >= 1, got 0"),
+        ({"n_trials": 0}, "n_trials must be an int >= 1, got 0"),
         ({"angles": [0.5, 7.0]}, r"\[0, π\]"),
-        ({"d": 1}, "d must be >= 2"),
+        ({"d": 1}, "d must be an int >= 2, got 1"),
     ],
 )
 def test_collision_probability_rejects_bad_input(kwargs, match) -> None:
@@ -231,5 +231,5 @@ def test_orthogonal_rotations_balance_random_data_like_uniform_buckets_and_gauss
 def test_bucket_counts_reject_odd_buckets_and_empty_sequences(fn) -> None:
     with pytest.raises(ValueError, match="must be even"):
         fn(7, length=100, generator=_gen())
-    with pytest.raises(ValueError, match="length must be >= 1"):
+    with pytest.raises(ValueError, match="length must be an int >= 1, got 0"):
         fn(8, length=0, generator=_gen())

@@ -210,7 +210,7 @@ def test_peak_rss_bytes_refuses_a_lambda_before_starting_a_process() -> None:
 def test_peak_rss_bytes_rejects_non_callables_and_bad_timeouts() -> None:
     with pytest.raises(TypeError, match="callable fn, got int"):
         peak_rss_bytes(3)
-    with pytest.raises(ValueError, match="timeout must be a positive number"):
+    with pytest.raises(ValueError, match="timeout must be a finite number > 0.0, got"):
         peak_rss_bytes(allocate_and_touch, 8, timeout=0)
 
 

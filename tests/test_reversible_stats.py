@@ -36,7 +36,7 @@ def test_reversible_curve_is_flat_in_depth_and_ordinary_linear() -> None:
     ordinary = [m.saved_after_forward for m in curves.by_depth["ordinary"]]
     reversible = [m.saved_peak for m in curves.by_depth["reversible"]]
     assert ordinary[2] == 12 * ordinary[0]  # every layer keeps the same bytes
-    assert reversible[2] < 1.10 * reversible[0]  # issue 4: under 10 % growth from 1 to 12 layers
+    assert reversible[2] < 1.10 * reversible[0]  # lesson 04's claim: under 10 % growth from 1 to 12 layers
     by_length = [m.saved_after_forward for m in curves.by_length["reversible"]]
     assert by_length[1] > 1.9 * by_length[0]  # linear in L for LSH attention
 
@@ -70,18 +70,36 @@ def test_load_gpu_results(tmp_path) -> None:
     (tmp_path / "bench" / "memory-cuda.json").write_text(json.dumps(payload))
     gpu = rs.load_gpu_results(tmp_path)
     assert gpu.device == "cuda (H100)" and gpu.depths["ordinary"] == [1, 2] and gpu.peaks["ordinary"] == [1000, 2000]
+    nested = [{"variant": r["variant"], "length": 4096, "peak_bytes": r["peak_bytes"],
+               "model": {"n_layers": r["n_layers"], "d_model": 256, "d_ff": 1024, "attention": "lsh"}}
+              for r in records]  # what the benchmark writes now: the sizes in the model's dict
+    (tmp_path / "bench" / "memory-cuda.json").write_text(json.dumps({**payload, "results": nested}))
+    assert rs.load_gpu_results(tmp_path) == replace(gpu, source=str(tmp_path / "bench" / "memory-cuda.json"))
     (tmp_path / "bench" / "memory-cuda.json").write_text("{}")
     with pytest.raises(ValueError, match="not a memory benchmark JSON"):
         rs.load_gpu_results(tmp_path)
 
 
+def test_the_committed_benchmark_file_still_reads(tmp_path) -> None:
+    committed = rs.default_results_dir() / "bench" / "memory-cpu.json"  # flat records, written before ReformerConfig
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "memory-cuda.json").write_text(committed.read_text())
+    gpu = rs.load_gpu_results(tmp_path)
+    assert set(gpu.peaks) == set(STACK_VARIANTS) and gpu.depths["ordinary"][0] == 1
+    assert gpu.setting == "L=4096, d_model=256, d_ff=1024, lsh attention"
+
+
 def test_clear_errors() -> None:
-    with pytest.raises(ValueError, match="must divide the length"):
+    with pytest.raises(ValueError, match="ff_chunks=3 must divide length=64"):
         rs.StackConfig(length=64, ff_chunks=3)
-    with pytest.raises(ValueError, match="attention must be"):
+    with pytest.raises(ValueError, match="attention must be one of 'full', 'lsh'; got 'sparse'"):
         rs.StackConfig(attention="sparse")
-    with pytest.raises(ValueError, match="positive int"):
+    with pytest.raises(ValueError, match="d_model must be an int >= 1, got 0"):
         rs.StackConfig(d_model=0)
+    with pytest.raises(ValueError, match="max_len=48 must be a multiple of chunk_size=32"):
+        rs.StackConfig(length=48)  # LSH: the length is the model's max_len
+    with pytest.raises(TypeError, match="model must be a ReformerConfig"):
+        rs.StackConfig(model={"d_model": 16})
     with pytest.raises(ValueError, match="unknown stack variant"):
         rs.measure(SMALL, 1, "checkpointed")
     with pytest.raises(ValueError, match="n_layers must be"):

@@ -13,7 +13,7 @@ Pure compute, no plotting. Every random draw takes an explicit ``torch.Generator
 * :func:`rounds_error` and :func:`one_query_weights`: how far LSH attention is from full attention
   as ``n_hashes`` grows (paper §5: "at n_rounds = 8 it already almost matches full attention").
 * :func:`causal_leak`: causal LSH puts zero weight on later positions, yet a later token can change an
-  earlier output through the sort (peer-implementations §8, F11).
+  earlier output through the sort (the same holds for every implementation that sorts by bucket).
 * :func:`measure_table1` and :func:`time_table1`: Table 1 measured on this machine.
 
 Weights and counts are dense ``[L, L]`` tensors: these functions are for lesson-sized inputs.
@@ -38,9 +38,10 @@ from reformer_lab.attention import (
     memory_efficient_attention,
     unit_keys,
 )
-from reformer_lab.hashing import _as_int, random_rotations
+from reformer_lab.hashing import random_rotations
 from reformer_lab.measure import complexity
-from reformer_lab.measure.memory import saved_tensor_bytes
+from reformer_lab.measure.memory import saved_tensor_bytes, torch_threads
+from reformer_lab.validation import as_float, as_int, positive_float
 
 __all__ = [
     "TABLE1_VARIANTS",
@@ -87,12 +88,9 @@ def clustered_qk(
     inverse temperature: at 8 a query puts almost all its weight on its own cluster, the peaked
     attention that makes LSH worthwhile (§2). Labels are drawn uniformly, so positions are mixed.
     """
-    length, dim = _as_int("length", length, 1), _as_int("dim", dim, 1)
-    n_clusters = _as_int("n_clusters", n_clusters, 1)
-    if not (math.isfinite(noise) and noise >= 0):
-        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
-    if not (math.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale must be a positive number, got {scale!r}")
+    length, dim = as_int("length", length, minimum=1), as_int("dim", dim, minimum=1)
+    n_clusters = as_int("n_clusters", n_clusters, minimum=1)
+    noise, scale = as_float("noise", noise, minimum=0.0), positive_float("scale", scale)
     centres = F.normalize(torch.randn(n_clusters, dim, generator=generator), dim=-1)
     labels = torch.randint(n_clusters, (length,), generator=generator)
     points = centres[labels] + noise * torch.randn(length, dim, generator=generator) / math.sqrt(dim)
@@ -109,7 +107,7 @@ def _check_buckets_2d(buckets: Tensor, chunk_size: int) -> tuple[int, int, int]:
         raise ValueError("buckets must be an integer tensor of shape [..., n_hashes, L]")
     if buckets.is_floating_point() or buckets.dtype == torch.bool:
         raise ValueError(f"buckets must be an integer tensor, got {buckets.dtype}")
-    chunk = _as_int("chunk_size", chunk_size, 1)
+    chunk = as_int("chunk_size", chunk_size, minimum=1)
     n_hashes, length = buckets.shape[-2:]
     if length % chunk:
         raise ValueError(f"chunk_size={chunk} must divide the sequence length L={length}")
@@ -213,7 +211,7 @@ def causal_window_mask(sort_indices: Tensor, chunk_size: int) -> Tensor:
     """
     if sort_indices.dim() != 1 or sort_indices.is_floating_point():
         raise ValueError(f"sort_indices must be a 1-D integer tensor [L], got {tuple(sort_indices.shape)}")
-    chunk = _as_int("chunk_size", chunk_size, 1)
+    chunk = as_int("chunk_size", chunk_size, minimum=1)
     length = sort_indices.shape[0]
     if length % chunk:
         raise ValueError(f"chunk_size={chunk} must divide the sequence length L={length}")
@@ -313,10 +311,10 @@ def rounds_error(
     ``qk, v``: ``[L, d]``. Each trial draws ``max(n_hashes)`` rotations once and uses the first r of
     them for r rounds, so the rounds are nested: adding rounds only adds visited pairs.
     """
-    counts = tuple(_as_int("n_hashes entries", n, 1) for n in n_hashes)
+    counts = tuple(as_int("n_hashes entries", n, minimum=1) for n in n_hashes)
     if not counts:
         raise ValueError("n_hashes must list at least one round count")
-    n_trials = _as_int("n_trials", n_trials, 1)
+    n_trials = as_int("n_trials", n_trials, minimum=1)
     if qk.dim() != 2:
         raise ValueError(f"qk must be [L, d], got {tuple(qk.shape)}")
     full_out, full_weights = full_attention(qk, v, causal=causal, return_weights=True)
@@ -362,10 +360,10 @@ def one_query_weights(
     over ``n_hashes`` adds rounds to the same draw. Non-causal, dedup on (Appendix A).
     """
     length = qk.shape[-2]
-    query = _as_int("query", query, 0)
+    query = as_int("query", query, minimum=0)
     if query >= length:
         raise ValueError(f"query must lie in [0, L) = [0, {length}), got {query}")
-    n_hashes = _as_int("n_hashes", n_hashes, 1)
+    n_hashes = as_int("n_hashes", n_hashes, minimum=1)
     if rotations.dim() != 3 or n_hashes > rotations.shape[0]:
         raise ValueError(f"rotations must be [R, d, n_buckets/2] with R >= n_hashes={n_hashes}")
     _, full = full_attention(qk, v, return_weights=True)
@@ -433,11 +431,11 @@ def causal_leak(
 
     Same rotations both times, so only the sort can differ. No weight ever lands on a later key, yet an
     earlier query's output can change: the later token's bucket moves other tokens along the sorted
-    order, which changes which keys share a chunk with the earlier query (peer notes §8, F11). With
+    order, which changes which keys share a chunk with the earlier query. With
     bucket masking that needs a bucket fuller than its window (see :func:`max_earlier_in_bucket`).
     """
     length = qk.shape[-2]
-    position = _as_int("position", position, 1)
+    position = as_int("position", position, minimum=1)
     if qk.dim() != 2 or position >= length:
         raise ValueError(f"qk must be [L, d] and position in [1, L); got {tuple(qk.shape)} and {position}")
     changed_qk = qk.clone()
@@ -520,11 +518,11 @@ def measure_table1(
     The settings match ``python -m reformer_lab.bench attention`` (causal, LSH chunks of ``chunk_size``
     with n_buckets = 2·L/chunk_size, memory-efficient query chunks of ``query_chunk_size``).
     """
-    n_heads, d_k = _as_int("n_heads", n_heads, 1), _as_int("d_k", d_k, 1)
-    chunk_size = _as_int("chunk_size", chunk_size, 1)
+    n_heads, d_k = as_int("n_heads", n_heads, minimum=1), as_int("d_k", d_k, minimum=1)
+    chunk_size = as_int("chunk_size", chunk_size, minimum=1)
     rows = []
     for length in lengths:
-        length = _as_int("length", length, 1)
+        length = as_int("length", length, minimum=1)
         if length % chunk_size:
             raise ValueError(f"length {length} must be a multiple of chunk_size={chunk_size}")
         generator = torch.Generator().manual_seed(seed)
@@ -577,14 +575,9 @@ def time_table1(
     torch's thread count while timing and restores it after: on a busy machine a multi-threaded
     step waits for its slowest thread, which makes the times erratic. None keeps the current count.
     """
-    repeats = _as_int("repeats", repeats, 1)
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(_as_int("threads", threads, 1))
-    try:
+    repeats = as_int("repeats", repeats, minimum=1)
+    with torch_threads(threads):
         return _time_all(lengths, variants, n_heads, d_k, chunk_size, repeats, max_full_length, seed)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _time_all(
@@ -599,7 +592,7 @@ def _time_all(
 ) -> dict[str, dict[int, float]]:
     times: dict[str, dict[int, float]] = {name: {} for name in variants}
     for length in lengths:
-        length = _as_int("length", length, 1)
+        length = as_int("length", length, minimum=1)
         if length % chunk_size:
             raise ValueError(f"length {length} must be a multiple of chunk_size={chunk_size}")
         for name in variants:

@@ -1,8 +1,12 @@
 """Benchmarks: measured side by side, in one run, printed as tables with ratios.
 
+What of the paper they measure: Table 1 and Figure 5 (right) for attention, Table 3 for stacks of reversible
+layers, and a whole model's training step (§5).
+
 ``python -m reformer_lab.bench attention`` times forward+backward of causal attention at growing
 sequence length with the number of tokens per step held fixed (paper §5, Figure 5 right), and
-measures each configuration's peak memory. Every configuration runs in its own fresh process
+measures each configuration's peak memory (Table 1's memory column: L² for dot-product attention, linear in
+L for LSH). Every configuration runs in its own fresh process
 (:func:`reformer_lab.measure.memory.peak_rss_bytes`), so one measurement's memory cannot leak into the next;
 attention timings are the fastest of ``--repeats`` steps after one warm-up step (on a shared machine
 the fastest step is the least disturbed one).
@@ -28,7 +32,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,9 +40,19 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from reformer_lab.measure.complexity import model_complexity
-from reformer_lab.measure.memory import format_bytes, peak_rss_bytes, step_memory, training_step
-from reformer_lab.reversible import STACK_VARIANTS, ReversibleSequence, reversible_stack
+from reformer_lab.measure.feedforward_stats import table3_bytes
+from reformer_lab.measure.memory import (
+    format_bytes,
+    peak_rss_bytes,
+    stack_options,
+    step_memory,
+    torch_threads,
+    training_step,
+)
+from reformer_lab.measure.stacks import MeasuredStack
+from reformer_lab.model import ReformerConfig
+from reformer_lab.reversible import STACK_VARIANTS, ReversibleSequence
+from reformer_lab.validation import one_of, positive_int
 
 ATTENTION_VARIANTS = ("lsh-1", "lsh-2", "lsh-4", "lsh-8", "full", "memory-efficient", "sdpa")
 PEER_VARIANTS = ("ours-module", "reformer-pytorch", "hf-transformers")
@@ -126,8 +139,7 @@ def _peer_step(s: AttentionSetting) -> Callable[[], torch.Tensor]:
 
 def time_step(s: AttentionSetting) -> float:
     """Fastest seconds of one forward+backward step of ``s`` over its repeats (run in the measuring child)."""
-    if s.variant not in ATTENTION_VARIANTS + PEER_VARIANTS:
-        raise ValueError(f"unknown attention variant {s.variant!r}; choose from {ATTENTION_VARIANTS + PEER_VARIANTS}")
+    one_of("variant", s.variant, ATTENTION_VARIANTS + PEER_VARIANTS)
     step = _peer_step(s) if s.variant in PEER_VARIANTS else _functional_step(s)
 
     def once() -> float:
@@ -222,7 +234,9 @@ def _get(results: Sequence[Measurement], variant: str, length: int) -> Measureme
 
 
 def attention_targets(results: Sequence[Measurement], at: int = 8192) -> list[tuple[str, bool | None, str]]:
-    """The issue's targets for LSH-2, each (claim, met?, evidence); None when not measured."""
+    """What LSH attention with 2 rounds should show (Figure 5 right, and its memory): at length ``at`` faster than
+    ``sdpa`` and a peak ≥ 5× below full attention's, and a time per step flat within 1.5× across lengths. Each
+    (claim, met?, evidence); claims whose measurements are missing are left out."""
     lsh, sdpa, full = _get(results, "lsh-2", at), _get(results, "sdpa", at), _get(results, "full", at)
     targets = []
     if lsh and sdpa and lsh.seconds and sdpa.seconds:
@@ -242,25 +256,43 @@ def attention_targets(results: Sequence[Measurement], at: int = 8192) -> list[tu
 # memory: ordinary vs reversible vs reversible + chunked feed-forward stacks (paper §3, Table 3)
 
 
-@dataclass(frozen=True)
-class MemorySetting:
-    """One point of the memory benchmark: a stack variant at one depth (defaults: the issue's setting)."""
+#: The memory benchmark's stack unless told otherwise, and its command line's defaults: 12 layers (the depth the
+#: targets are judged at), d_model 256, d_ff 1024, 4 heads, LSH attention with chunks of 64 and 2 hash rounds,
+#: not causal, and 4 feed-forward chunks (d_ff / d_model: the widest feed-forward activation then matches
+#: d_model, as Table 3's chunked rows assume).
+BENCH_MODEL = ReformerConfig(max_len=4096, d_model=256, d_ff=1024, n_heads=4, n_layers=12, attention="lsh",
+                             n_hashes=2, chunk_size=64, ff_chunks=4, causal=False)
+
+
+@dataclass(frozen=True, init=False)
+class MemorySetting(MeasuredStack):
+    """One point of the memory benchmark: a stack ``variant`` (one of
+    :data:`~reformer_lab.reversible.STACK_VARIANTS`) of the stack ``model`` (its ``n_layers`` is the depth) on
+    ``batch`` sequences of ``length``, timed over ``repeats`` steps on ``device`` with ``threads`` torch threads
+    (None: torch's choice).
+
+    The defaults (:data:`BENCH_MODEL`, L = 4096, batch 1) are the setting the benchmark's targets are stated
+    for: at 4096 tokens the saved activations outgrow the parameters (about 1 GiB for 12 ordinary layers
+    against 33 MiB of weights), yet a step of 12 layers takes seconds on a CPU. Keyword sizes work too
+    (:class:`~reformer_lab.measure.stacks.MeasuredStack`):
+    ``MemorySetting("reversible", n_layers=2, length=128, d_model=32)``.
+    """
 
     variant: str
-    n_layers: int
+    model: ReformerConfig = BENCH_MODEL
     length: int = 4096
     batch: int = 1
-    d_model: int = 256
-    d_ff: int = 1024
-    n_heads: int = 4
-    attention: str = "lsh"
-    chunk_size: int = 64
-    n_hashes: int = 2
-    ff_chunks: int = 4  # d_ff / d_model: the widest FF activation then matches d_model, as in Table 3
     repeats: int = 3
     device: str = "cpu"
     seed: int = 0
     threads: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        stack_options(self.variant)
+        object.__setattr__(self, "repeats", positive_int("repeats", self.repeats))
+        if self.threads is not None:
+            object.__setattr__(self, "threads", positive_int("threads", self.threads))
 
 
 @dataclass(frozen=True)
@@ -282,8 +314,7 @@ def memory_step(s: MemorySetting) -> dict[str, int | None]:
     for both halves (no loss graph, so nothing but the stack is measured). After one warm-up step, the
     saved bytes (and, on CUDA, the peak allocated) come from :func:`~reformer_lab.measure.memory.step_memory`.
     """
-    _check_variant(s.variant)
-    with _threads(s.threads):
+    with torch_threads(s.threads):
         stack, x, grad = _stack_and_inputs(s)
         _timed_step(stack, x, grad, s)
         stack.ff_chunks = s.ff_chunks
@@ -304,10 +335,9 @@ def paired_seconds(settings: Sequence[MemorySetting]) -> dict[str, float]:
         raise ValueError("paired_seconds needs at least one setting to time")
     first = settings[0]
     for s in settings:
-        _check_variant(s.variant)
         if replace(s, variant=first.variant) != first:
             raise ValueError("paired_seconds times the variants of one setting: all else must be equal")
-    with _threads(first.threads):
+    with torch_threads(first.threads):
         stack, x, grad = _stack_and_inputs(first)
         for s in settings:
             _timed_step(stack, x, grad, s)  # warm-up
@@ -318,28 +348,9 @@ def paired_seconds(settings: Sequence[MemorySetting]) -> dict[str, float]:
     return {variant: statistics.median(t) for variant, t in times.items()}
 
 
-def _check_variant(variant: str) -> None:
-    if variant not in STACK_VARIANTS:
-        raise ValueError(f"unknown stack variant {variant!r}; choose from {STACK_VARIANTS}")
-
-
-@contextmanager
-def _threads(n: int | None):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n or before)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _stack_and_inputs(s: MemorySetting) -> tuple[ReversibleSequence, torch.Tensor, torch.Tensor]:
-    stack = reversible_stack(s.n_layers, s.d_model, s.n_heads, s.d_ff, attention=s.attention,
-                             chunk_size=s.chunk_size, n_hashes=s.n_hashes, ff_chunks=s.ff_chunks,
-                             seed=s.seed).to(s.device)
-    generator = torch.Generator().manual_seed(s.seed)
-    x = torch.randn(s.batch, s.length, s.d_model, generator=generator).to(s.device).requires_grad_()
-    return stack, x, torch.randn(x.shape, generator=generator).to(s.device)
+    x, grad = s.inputs(2)
+    return s.build().to(s.device), x.to(s.device).requires_grad_(), grad.to(s.device)
 
 
 def _timed_step(stack: ReversibleSequence, x: torch.Tensor, grad: torch.Tensor, s: MemorySetting) -> float:
@@ -420,23 +431,8 @@ def _combine(s: MemorySetting, measured: Sequence[MemoryMeasurement]) -> MemoryM
                              "" if len(ok) == len(measured) else f"{len(measured) - len(ok)} round(s) failed")
 
 
-def table3_bytes(s: MemorySetting, bytes_per_value: int = 4) -> float:
-    """Table 3's memory for ``s`` in bytes (elements × ``bytes_per_value``), c = (4·chunk_size)².
-
-    Rows: ordinary → "transformer" / "lsh-transformer"; reversible+chunked → "chunked-reversible" /
-    "reformer"; reversible (unchunked) → "reversible" for full attention, and for LSH, which Table 3
-    has no row for, the "lsh-transformer" row with n_l = 1 (= max(b·l·d_ff, b·n_h·l·n_r·c)). c follows
-    Table 1's (4l/n_c)² with n_c = l/chunk_size chunks.
-    """
-    lsh = s.attention == "lsh"
-    rows = {"ordinary": ("lsh-transformer", s.n_layers) if lsh else ("transformer", s.n_layers),
-            "reversible": ("lsh-transformer", 1) if lsh else ("reversible", s.n_layers),
-            "reversible+chunked": ("reformer" if lsh else "chunked-reversible", s.n_layers)}
-    variant, n_layers = rows[s.variant]
-    complexity = model_complexity(variant, batch=s.batch, length=s.length, d_model=s.d_model, d_ff=s.d_ff,
-                                  n_heads=s.n_heads, n_layers=n_layers, n_hashes=s.n_hashes,
-                                  c=(4 * s.chunk_size) ** 2)
-    return complexity.memory * bytes_per_value
+def _table3(s: MemorySetting) -> float:
+    return table3_bytes(s.variant, s.model, s.length, s.batch)
 
 
 def _memory_ref(results: Sequence[MemoryMeasurement]) -> dict[int, MemoryMeasurement]:
@@ -460,13 +456,15 @@ def format_memory_table(results: Sequence[MemoryMeasurement]) -> str:
             continue
         peak = format_bytes(m.peak_bytes) if m.peak_bytes is not None else "–"
         lines.append(f"{s.n_layers:>3d} {s.variant:>18s} {m.seconds:8.3f} {format_bytes(m.saved_after_forward):>13s} "
-                     f"{format_bytes(m.saved_peak):>10s} {peak:>10s} {format_bytes(table3_bytes(s)):>9s} "
+                     f"{format_bytes(m.saved_peak):>10s} {peak:>10s} {format_bytes(_table3(s)):>9s} "
                      f"{_ratio(m.seconds, r and r.seconds):>10s} {_ratio(m.saved_peak, r and r.saved_peak):>16s}")
     return "\n".join(lines)
 
 
 def memory_targets(results: Sequence[MemoryMeasurement], at: int = 12) -> list[tuple[str, bool | None, str]]:
-    """The issue's targets at ``at`` layers, each (claim, met?, evidence), judged on the step's saved peak."""
+    """What the reversible + chunked stack should show at ``at`` layers against the ordinary one: ≤ 1/8 of its
+    saved bytes (judged on the step's saved peak) for a step ≤ 1.6× as long. Each (claim, met?, evidence);
+    nothing is judged unless both stacks were measured at that depth."""
     def get(variant: str) -> MemoryMeasurement | None:
         return next((m for m in results if m.setting.variant == variant and m.setting.n_layers == at
                      and m.seconds), None)
@@ -486,24 +484,25 @@ def memory_targets(results: Sequence[MemoryMeasurement], at: int = 12) -> list[t
 
 
 def _memory_settings(args: argparse.Namespace) -> list[MemorySetting]:
-    if args.rounds < 1 or args.repeats < 1:
-        raise SystemExit("--rounds and --repeats must be at least 1")
-    if args.length % args.ff_chunks:
-        raise SystemExit(f"--ff-chunks {args.ff_chunks} must divide --length {args.length}")
-    if args.attention == "lsh" and args.length % args.chunk:
-        raise SystemExit(f"--length {args.length} must be a multiple of --chunk {args.chunk}")
-    return [MemorySetting(variant, n, args.length, args.batch, args.d_model, args.d_ff, args.heads, args.attention,
-                          args.chunk, args.hashes, args.ff_chunks, args.repeats, args.device,
-                          threads=args.threads) for n in args.layers for variant in args.variants]
+    try:
+        positive_int("--rounds", args.rounds)
+        model = replace(BENCH_MODEL, max_len=args.length, d_model=args.d_model, d_ff=args.d_ff, n_heads=args.heads,
+                        attention=args.attention, chunk_size=args.chunk, n_hashes=args.hashes,
+                        ff_chunks=args.ff_chunks)
+        return [MemorySetting(variant, replace(model, n_layers=n), args.length, args.batch, args.repeats,
+                              args.device, threads=args.threads) for n in args.layers for variant in args.variants]
+    except ValueError as error:
+        raise SystemExit(f"python -m reformer_lab.bench memory: {error}") from error
 
 
 def _main_memory(args: argparse.Namespace) -> int:
+    settings = _memory_settings(args)
     print(f"training step (forward+backward) of n_l layers, {args.attention} attention, L {args.length}, "
           f"batch {args.batch}, d_model {args.d_model}, d_ff {args.d_ff}, {args.heads} heads, "
           f"chunk {args.chunk}, {args.hashes} hashes, {args.ff_chunks} FF chunks; median of {args.repeats} steps,"
           f" the variants taking turns, × {args.rounds} round(s) on {args.device}"
           + (f", {args.threads} threads" if args.threads else ""))
-    results = run_memory(_memory_settings(args), fresh_process=not args.in_process, rounds=args.rounds)
+    results = run_memory(settings, fresh_process=not args.in_process, rounds=args.rounds)
     print(format_memory_table(results))
     print("saved fwd→bwd: bytes autograd holds after the forward pass; saved peak: the most held at any "
           "moment of the step; Table 3: the paper's memory formula × 4 B")
@@ -515,8 +514,8 @@ def _main_memory(args: argparse.Namespace) -> int:
         print(f"targets not judged: ordinary and reversible+chunked at n_l={at} were not both measured")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        records = [{**asdict(m.setting), "seconds": m.seconds, "saved_after_forward": m.saved_after_forward,
-                    "saved_peak": m.saved_peak, "peak_bytes": m.peak_bytes, "table3_bytes": table3_bytes(m.setting),
+        records = [{**m.setting.to_dict(), "seconds": m.seconds, "saved_after_forward": m.saved_after_forward,
+                    "saved_peak": m.saved_peak, "peak_bytes": m.peak_bytes, "table3_bytes": _table3(m.setting),
                     "note": m.note} for m in results]
         provenance = _provenance(args.device)
         if args.threads:

@@ -16,8 +16,9 @@ paper assumes a bucket rarely grows past twice its mean size l/n_buckets, i.e. p
 * :func:`sample_vectors`, :func:`window_stats` and :func:`overflow_sweep`: the statistics over many
   random sequences, for isotropic random vectors and for a structured, Zipf-distributed vocabulary.
 
-Conventions (``design.md``): buckets have shape ``[..., n_hashes, L]`` with ids in ``[0, n_buckets)``
-in every round; chunks never mix rounds, and a round's first chunk looks back at nothing (eq. 11).
+Conventions (those of :mod:`reformer_lab.attention`): buckets have shape ``[..., n_hashes, L]`` with ids in
+``[0, n_buckets)`` in every round; chunks never mix rounds, and a round's first chunk looks back at nothing
+(eq. 11).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from reformer_lab.hashing import _as_int, check_n_buckets, hash_vectors, random_rotations
+from reformer_lab.hashing import check_n_buckets, hash_vectors, random_rotations
+from reformer_lab.validation import as_int, one_of
 
 __all__ = [
     "KINDS",
@@ -57,7 +59,7 @@ KINDS = ("random", "zipf")
 
 def chunk_size_for(length: int, n_buckets: int) -> int:
     """The paper's chunk size m = 2·l/n_buckets (§2), or a ValueError if it is not a whole divisor of l."""
-    length = _as_int("length", length, 1)
+    length = as_int("length", length, minimum=1)
     n_buckets = check_n_buckets(n_buckets)
     if (2 * length) % n_buckets or length % (2 * length // n_buckets):
         raise ValueError(
@@ -83,7 +85,7 @@ def _check_buckets(buckets: Tensor, n_buckets: int | None = None) -> Tensor:
 
 
 def _check_chunk(length: int, chunk_size: int) -> int:
-    chunk_size = _as_int("chunk_size", chunk_size, 1)
+    chunk_size = as_int("chunk_size", chunk_size, minimum=1)
     if length % chunk_size:
         raise ValueError(f"chunk_size={chunk_size} must divide the sequence length L={length}")
     return chunk_size
@@ -251,13 +253,12 @@ def sample_vectors(
     each copy jittered by Gaussian ``noise`` (relative to the unit-scale embedding). Frequent tokens
     repeat, and repeats hash alike, so their buckets swell.
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    length, d = _as_int("length", length, 1), _as_int("d", d, 1)
-    n_trials = _as_int("n_trials", n_trials, 1)
+    one_of("kind", kind, KINDS)
+    length, d = as_int("length", length, minimum=1), as_int("d", d, minimum=1)
+    n_trials = as_int("n_trials", n_trials, minimum=1)
     if kind == "random":
         return torch.randn(n_trials, length, d, generator=generator)
-    vocab_size = _as_int("vocab_size", vocab_size, 1)
+    vocab_size = as_int("vocab_size", vocab_size, minimum=1)
     if zipf_exponent < 0 or noise < 0:
         raise ValueError(f"zipf_exponent and noise must be >= 0, got {zipf_exponent} and {noise}")
     embeddings = torch.randn(n_trials, vocab_size, d, generator=generator) / d**0.5
@@ -338,7 +339,7 @@ def overflow_sweep(
     statistics average over data and hash together. Pairs whose m is not a whole divisor of L are
     skipped. Memory: one ``[n_trials, L, n_buckets/2]`` projection at a time.
     """
-    n_trials = _as_int("n_trials", n_trials, 1)
+    n_trials = as_int("n_trials", n_trials, minimum=1)
     results = []
     for length in lengths:
         for buckets_count in n_buckets:

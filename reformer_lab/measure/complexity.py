@@ -1,4 +1,4 @@
-"""The paper's memory and time formulas: the intro's back-of-envelope, Table 1 and Table 3.
+"""The paper's memory and time formulas: the introduction's (§1) back-of-envelope numbers, Table 1 and Table 3.
 
 Everything here is arithmetic on sizes; nothing is measured (for that see :mod:`reformer_lab.measure.memory`).
 Table functions return element counts as floats (multiply by bytes per value for bytes); the
@@ -6,16 +6,16 @@ back-of-envelope functions return bytes. Argument names follow the package, with
 in the docstrings: b = ``batch``, l = ``length``, n_h = ``n_heads``, n_l = ``n_layers``,
 n_r = ``n_hashes`` (hash rounds), n_c = ``n_chunks`` (LSH chunks), c = (4l/n_c)².
 
-Sizes must be positive integers (an integral float such as ``1e6`` is accepted); anything else raises
-``ValueError`` naming the argument.
+Sizes must be positive integers (Python or NumPy; not floats, not ``bool``) and ``bytes_per_value`` a positive
+number, checked by :mod:`reformer_lab.validation`: anything else raises ``ValueError`` naming the argument.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
-from typing import Any
+
+from reformer_lab.validation import one_of, positive_float, positive_int
 
 __all__ = [
     "PAPER_LSH_WINDOW",
@@ -50,35 +50,9 @@ MEMORY_FIXES = {
 }
 
 
-# --------------------------------------------------------------------------------------------------
-# Argument checks
-
-
-def _count(name: str, value: Any) -> int:
-    """``value`` as a positive int, or ``ValueError`` naming ``name``."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        number = int(value)
-    elif isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer():
-        number = int(value)
-    else:
-        number = 0
-    if number <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return number
-
-
-def _positive(name: str, value: Any) -> float:
-    """``value`` as a positive finite float, or ``ValueError`` naming ``name``."""
-    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not is_number or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
-
-
-def _variant(kind: str, value: Any, valid: tuple[str, ...]) -> str:
-    if value not in valid:
-        raise ValueError(f"unknown {kind} {value!r}; valid variants: {', '.join(valid)}")
-    return value
+def _sizes(**sizes: int) -> tuple[int, ...]:
+    """The ``sizes`` in the order given, each a positive int (:func:`~reformer_lab.validation.positive_int`)."""
+    return tuple(positive_int(name, value) for name, value in sizes.items())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -131,11 +105,9 @@ def attention_complexity(
     ``n_chunks`` (n_c) defaults to the paper's n_c = l/32, i.e. 4l/n_c = 128 (:data:`PAPER_LSH_WINDOW`).
     ``n_hashes`` and ``n_chunks`` only enter the ``"lsh"`` row.
     """
-    _variant("attention variant", variant, _ATTENTION_VARIANTS)
-    b, l_, n_h, d_k = (_count("batch", batch), _count("length", length),
-                       _count("n_heads", n_heads), _count("d_k", d_k))
-    n_r = _count("n_hashes", n_hashes)
-    window = PAPER_LSH_WINDOW if n_chunks is None else 4 * l_ / _count("n_chunks", n_chunks)
+    one_of("variant", variant, _ATTENTION_VARIANTS)
+    b, l_, n_h, d_k, n_r = _sizes(batch=batch, length=length, n_heads=n_heads, d_k=d_k, n_hashes=n_hashes)
+    window = PAPER_LSH_WINDOW if n_chunks is None else 4 * l_ / positive_int("n_chunks", n_chunks)
     projections = float(b * n_h * l_ * d_k)
     if variant == "lsh":
         return Complexity(memory=max(projections, float(b * n_h * l_ * n_r) * window**2),
@@ -174,11 +146,9 @@ def model_complexity(
     c = 128² (n_c = l/32, so 4l/n_c = 128; :data:`PAPER_C`). ``n_hashes`` (n_r) and ``c`` only enter
     the LSH rows.
     """
-    _variant("model variant", variant, _MODEL_VARIANTS)
-    b, l_ = _count("batch", batch), _count("length", length)
-    d_m, d_f = _count("d_model", d_model), _count("d_ff", d_ff)
-    n_h, n_l = _count("n_heads", n_heads), _count("n_layers", n_layers)
-    n_r, c_ = _count("n_hashes", n_hashes), _count("c", c)
+    one_of("variant", variant, _MODEL_VARIANTS)
+    b, l_, d_m, d_f, n_h, n_l, n_r, c_ = _sizes(batch=batch, length=length, d_model=d_model, d_ff=d_ff,
+                                                n_heads=n_heads, n_layers=n_layers, n_hashes=n_hashes, c=c)
     full_attention, lsh_attention = float(b * n_h * l_**2), float(b * n_h * l_ * n_r * c_)
     if variant == "transformer":
         return Complexity(max(b * l_ * d_f, full_attention) * n_l, (b * l_ * d_f + full_attention) * n_l)
@@ -201,13 +171,13 @@ def qk_matrix_bytes(length: int, batch: int = 1, n_heads: int = 1, bytes_per_val
     Paper §1: at length 64K, one sequence, fp32, "the QKᵀ matrix alone is 64K × 64K floats", 16 GiB:
     ``qk_matrix_bytes(65536) == 16 * 2**30``.
     """
-    length, batch, n_heads = _count("length", length), _count("batch", batch), _count("n_heads", n_heads)
-    return float(batch * n_heads * length**2) * _positive("bytes_per_value", bytes_per_value)
+    length, batch, n_heads = _sizes(length=length, batch=batch, n_heads=n_heads)
+    return float(batch * n_heads * length**2) * positive_float("bytes_per_value", bytes_per_value)
 
 
 def parameter_bytes(n_params: int, bytes_per_value: float = 4) -> float:
     """Bytes of ``n_params`` parameters. Paper §1: 0.5B parameters per layer take 2 GB (decimal, fp32)."""
-    return float(_count("n_params", n_params)) * _positive("bytes_per_value", bytes_per_value)
+    return float(positive_int("n_params", n_params)) * positive_float("bytes_per_value", bytes_per_value)
 
 
 def activation_bytes(
@@ -218,8 +188,8 @@ def activation_bytes(
     Paper §1: 64K tokens × embedding 1024 × batch 8 = 0.5B floats (0.5·2³⁰), "another 2GB" (2 GiB) for
     one layer; §3: b·l·d_model per layer, n_l times over the stack.
     """
-    count = _count("batch", batch) * _count("length", length) * _count("d_model", d_model)
-    return float(count * _count("n_layers", n_layers)) * _positive("bytes_per_value", bytes_per_value)
+    count = math.prod(_sizes(batch=batch, length=length, d_model=d_model, n_layers=n_layers))
+    return float(count) * positive_float("bytes_per_value", bytes_per_value)
 
 
 def feedforward_activation_bytes(
@@ -230,8 +200,8 @@ def feedforward_activation_bytes(
     Paper §3: "d_ff = 4K and n_l = 16 so with l = 64K this again would use an impractical 16GB":
     ``feedforward_activation_bytes(1, 65536, 4096, 16) == 16 * 2**30``.
     """
-    count = _count("batch", batch) * _count("length", length) * _count("d_ff", d_ff)
-    return float(count * _count("n_layers", n_layers)) * _positive("bytes_per_value", bytes_per_value)
+    count = math.prod(_sizes(batch=batch, length=length, d_ff=d_ff, n_layers=n_layers))
+    return float(count) * positive_float("bytes_per_value", bytes_per_value)
 
 
 @dataclass(frozen=True)
@@ -300,12 +270,10 @@ def memory_breakdown(
     The largest term equals Table 3's memory entry (:func:`model_complexity`) times ``bytes_per_value``
     whenever d_ff ≥ d_model, as the paper assumes.
     """
-    model = _variant("model variant", model, _MODEL_VARIANTS)
-    b, l_ = _count("batch", batch), _count("length", length)
-    d_m, d_f = _count("d_model", d_model), _count("d_ff", d_ff)
-    n_h, n_l = _count("n_heads", n_heads), _count("n_layers", n_layers)
-    n_r, c_ = _count("n_hashes", n_hashes), _count("c", c)
-    scale = _positive("bytes_per_value", bytes_per_value)
+    model = one_of("model", model, _MODEL_VARIANTS)
+    b, l_, d_m, d_f, n_h, n_l, n_r, c_ = _sizes(batch=batch, length=length, d_model=d_model, d_ff=d_ff,
+                                                n_heads=n_heads, n_layers=n_layers, n_hashes=n_hashes, c=c)
+    scale = positive_float("bytes_per_value", bytes_per_value)
     layers = 1 if model in ("reversible", "chunked-reversible", "reformer") else n_l
     feedforward_width = d_m if model in ("chunked-reversible", "reformer") else d_f
     attention = b * n_h * l_ * n_r * c_ if model in ("lsh-transformer", "reformer") else b * n_h * l_**2

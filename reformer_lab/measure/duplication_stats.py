@@ -1,6 +1,6 @@
 """Lesson 07, the duplication task (paper §2.1, Table 2): read the committed runs, evaluate them.
 
-Pure compute and plotting over what ``python -m reformer_lab.experiments duplication ... --scale lesson``
+Pure compute, no plotting, over what ``python -m reformer_lab.experiments duplication ... --scale lesson``
 wrote to ``results/duplication/``:
 
 * ``<setting>-lesson.json``: the runner's record (config, seed, metrics over time, Table 2's row, provenance);
@@ -32,6 +32,7 @@ from reformer_lab.measure.experiments import EVAL_COLUMNS, table2_row
 from reformer_lab.model import ReformerConfig, ReformerLM
 from reformer_lab.reversible import AttentionBranch
 from reformer_lab.train import TrainConfig
+from reformer_lab.validation import as_int, positive_int
 
 __all__ = [
     "EVAL_COLUMNS",
@@ -68,19 +69,20 @@ RESULTS_DIR = Path(__file__).resolve().parents[2] / "results" / "duplication"
 
 
 def needed_key(position: int, w_len: int) -> int:
-    """The position a causal model must read to predict ``targets[position]`` on the second copy of w.
+    """The position a causal model must read to predict ``targets[position]`` on the second copy of w
+    (``position`` must be a masked one, |w| + 1 … 2·|w|).
 
     In 0w0w the target of position i is token i + 1, which repeats token i + 1 − (|w| + 1) = i − |w|:
     the sequence has period |w| + 1, and the key that *holds the answer* is |w| positions back.
     """
-    if not w_len + 1 <= position <= 2 * w_len:
-        raise ValueError(f"position {position} is not a masked position (they are {w_len + 1} … {2 * w_len})")
-    return position - w_len
+    w_len = positive_int("w_len", w_len)
+    return as_int("position", position, minimum=w_len + 1, maximum=2 * w_len) - w_len
 
 
 def local_window_coverage(w_len: int, chunk_size: int) -> float:
     """Fraction of the masked queries whose needed key lies in a *local* window: the query's own chunk of
     ``chunk_size`` consecutive positions and the chunk before it (LSH's chunking without the hashing)."""
+    w_len, chunk_size = positive_int("w_len", w_len), positive_int("chunk_size", chunk_size)
     masked = range(w_len + 1, 2 * w_len + 1)
     seen = [(needed_key(i, w_len) // chunk_size) >= (i // chunk_size) - 1 for i in masked]
     return sum(seen) / len(seen)

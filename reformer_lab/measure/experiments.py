@@ -1,4 +1,4 @@
-"""The experiment runner: ``python -m reformer_lab.experiments duplication|charlm ...``.
+"""The experiment runner (paper §5; Table 2 for duplication): ``python -m reformer_lab.experiments duplication|charlm``.
 
 Each named experiment is one config away from its baseline (paper §5): the ``--setting`` picks the
 attention (``full``, ``lsh-1``, ``lsh-2``, ``lsh-4``, and ``lsh-8`` for charlm; every model is
@@ -43,6 +43,7 @@ from reformer_lab.data import CharCorpus, DuplicationTask, enwik8_corpus
 from reformer_lab.measure.memory import peak_rss_bytes
 from reformer_lab.model import ReformerConfig, ReformerLM
 from reformer_lab.train import TrainConfig, evaluate, load_checkpoint, train
+from reformer_lab.validation import one_of
 
 __all__ = ["EVAL_COLUMNS", "EXPERIMENTS", "SCALES", "ExperimentError", "Spec", "load_model", "main",
            "measure_model_step", "run_experiment", "spec_for", "time_model_step"]
@@ -107,12 +108,9 @@ _CHARLM = {
 def spec_for(experiment: str, setting: str, scale: str, *, steps: int | None = None, batch_size: int | None = None,
              seed: int = 0, length: int | None = None, vocab_size: int | None = None) -> Spec:
     """The :class:`Spec` of a named run; unknown names and impossible configs raise ``ValueError`` here."""
-    if experiment not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {experiment!r}; known: {', '.join(EXPERIMENTS)}")
-    if setting not in SETTINGS[experiment]:
-        raise ValueError(f"unknown setting {setting!r} for {experiment}; known: {', '.join(SETTINGS[experiment])}")
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; known: {', '.join(SCALES)}")
+    one_of("experiment", experiment, EXPERIMENTS)
+    one_of(f"setting of {experiment}", setting, SETTINGS[experiment])
+    one_of("scale", scale, SCALES)
     attention, n_hashes = parse_setting(setting)
     task, model, opt = (_DUPLICATION if experiment == "duplication" else _CHARLM)[scale]
     task, model = dict(task), dict(model, attention=attention, n_hashes=n_hashes, n_layers=model.get("n_layers", 1))
@@ -271,7 +269,7 @@ def time_model_step(config: ReformerConfig, batch_size: int = 1, repeats: int = 
 
 def measure_model_step(config: ReformerConfig, batch_size: int = 1, repeats: int = 3, device: str = "cpu",
                        fresh_process: bool = True) -> dict[str, float]:
-    """Seconds and peak memory per training step of the whole model (the ``model`` benchmark of issue 5).
+    """Seconds and peak memory per training step of the whole model (``python -m reformer_lab.bench model``).
 
     On CPU the step runs in a fresh process and the peak is the growth of its resident set
     (:func:`reformer_lab.measure.memory.peak_rss_bytes`); on CUDA it is PyTorch's peak allocation.

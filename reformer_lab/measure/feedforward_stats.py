@@ -5,7 +5,7 @@ Table 3 gives the memory and time of five model types as formulas
 *measured* on a tiny stack built from the package's parts:
 
 ==========================  =============================================================================
-Table 3 row                 stack measured (:func:`reformer_lab.reversible.reversible_stack`)
+Table 3 row                 stack measured (:func:`reformer_lab.model.build_stack`, :class:`Table3Config`)
 ==========================  =============================================================================
 ``"transformer"``           full shared-QK attention, ordinary residual autograd (every layer keeps its
                             activations), one feed-forward chunk
@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -51,11 +51,15 @@ from torch.utils._pytree import tree_flatten
 
 from reformer_lab.feedforward import FeedForward, chunked, chunked_cross_entropy
 from reformer_lab.measure.complexity import Complexity, model_complexity, model_variants
-from reformer_lab.measure.memory import saved_tensor_bytes, step_memory, training_step
-from reformer_lab.reversible import ReversibleBlock, ReversibleSequence, reversible_stack
+from reformer_lab.measure.memory import check_callable, saved_tensor_bytes, stack_options, step_memory, training_step
+from reformer_lab.measure.stacks import MeasuredStack
+from reformer_lab.model import ReformerConfig
+from reformer_lab.reversible import ReversibleBlock, ReversibleSequence
+from reformer_lab.validation import one_of, positive_float, positive_int
 
 __all__ = [
     "BYTES_PER_FLOAT",
+    "TABLE3_MODEL",
     "ChunkMemory",
     "Table3Config",
     "Table3Row",
@@ -65,6 +69,7 @@ __all__ = [
     "peak_live_bytes",
     "plain_loss_memory",
     "stack_for",
+    "table3_bytes",
 ]
 
 BYTES_PER_FLOAT = 4
@@ -79,62 +84,80 @@ _ROW_STACKS: dict[str, tuple[str, bool, bool]] = {
 }
 
 
-def _positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 # --------------------------------------------------------------------------------------------------
 # Table 3
 
+#: The stack Table 3 is measured on unless told otherwise: 4 layers, d_model 32 and d_ff 1024 (d_ff ≫ d_model,
+#: so the feed-forward's activations are the largest, as the table assumes), 2 heads, one hash round, LSH chunks
+#: of 32, 16 feed-forward chunks for the chunked rows, not causal. Each row sets attention, reversibility and
+#: chunking itself.
+TABLE3_MODEL = ReformerConfig(max_len=256, d_model=32, d_ff=1024, n_heads=2, n_layers=4, attention="lsh",
+                              n_hashes=1, chunk_size=32, ff_chunks=16, causal=False)
 
-@dataclass(frozen=True)
-class Table3Config:
-    """The sizes of the measured stacks, named as in :func:`reformer_lab.measure.complexity.model_complexity`.
 
-    ``chunk_size`` is the LSH chunk (n_c = length / chunk_size), ``ff_chunks`` the feed-forward chunk
-    count of the chunked rows (eq. 10). ``length`` must be divisible by both (then n_buckets =
-    2·length/chunk_size is even, as LSH attention needs).
+@dataclass(frozen=True, init=False)
+class Table3Config(MeasuredStack):
+    """The stack behind every row of Table 3 (``model``, its sizes named as in
+    :func:`reformer_lab.measure.complexity.model_complexity`) and the input: ``batch``, ``length``, ``seed``.
+
+    Each row takes the model's sizes and sets its own attention (shared-QK), reversibility and feed-forward
+    chunking (``model.ff_chunks`` for the chunked rows, eq. 10), so ``model.attention`` does not matter; the LSH
+    rows need ``length`` to be a multiple of ``chunk_size`` (n_c = length / chunk_size chunks, n_buckets =
+    2·length/chunk_size) whatever it says. Keyword sizes work too (:class:`~reformer_lab.measure.stacks.MeasuredStack`):
+    ``Table3Config(length=256, d_model=32, d_ff=1024, n_heads=2, n_layers=4)``.
     """
 
+    model: ReformerConfig = TABLE3_MODEL
     batch: int = 1
     length: int = 256
-    d_model: int = 32
-    d_ff: int = 1024
-    n_heads: int = 2
-    n_layers: int = 4
-    n_hashes: int = 1
-    chunk_size: int = 32
-    ff_chunks: int = 16
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("batch", "length", "d_model", "d_ff", "n_heads", "n_layers", "n_hashes", "chunk_size",
-                     "ff_chunks"):
-            _positive(name, getattr(self, name))
-        if self.d_model % self.n_heads:
-            raise ValueError(f"n_heads={self.n_heads} must divide d_model={self.d_model}")
-        if self.length % self.ff_chunks:
-            raise ValueError(f"ff_chunks={self.ff_chunks} must divide length={self.length}")
-        if self.length % self.chunk_size:
-            raise ValueError(f"length={self.length} must be a multiple of chunk_size={self.chunk_size}")
+        super().__post_init__()
+        replace(self.model, **_row_changes("reformer", self.model))  # the LSH rows' config must hold too
 
     @property
     def paper_c(self) -> int:
         """Table 3's c = (4l/n_c)² with n_c = length/chunk_size: (4·chunk_size)²."""
-        return (4 * self.chunk_size) ** 2
+        return (4 * self.model.chunk_size) ** 2
 
     @property
     def window_c(self) -> int:
         """Keys one LSH query actually compares per round: its own chunk and the previous one."""
-        return 2 * self.chunk_size
+        return 2 * self.model.chunk_size
 
     def formula(self, variant: str, c: int | None = None) -> Complexity:
         """Table 3's row ``variant`` at these sizes (element counts), with ``c`` defaulting to :attr:`paper_c`."""
-        return model_complexity(variant, batch=self.batch, length=self.length, d_model=self.d_model, d_ff=self.d_ff,
-                                n_heads=self.n_heads, n_layers=self.n_layers, n_hashes=self.n_hashes,
-                                c=self.paper_c if c is None else c)
+        return _formula(variant, self.model, self.length, self.batch, self.paper_c if c is None else c)
+
+
+def _formula(row: str, model: ReformerConfig, length: int, batch: int, c: int, n_layers: int | None = None
+             ) -> Complexity:
+    return model_complexity(row, batch=batch, length=length, d_model=model.d_model, d_ff=model.d_ff,
+                            n_heads=model.n_heads, n_layers=model.n_layers if n_layers is None else n_layers,
+                            n_hashes=model.n_hashes, c=c)
+
+
+def table3_bytes(variant: str, model: ReformerConfig, length: int, batch: int = 1,
+                 bytes_per_value: float = BYTES_PER_FLOAT) -> float:
+    """Table 3's memory in bytes for ``model``'s stack run as ``variant`` (one of
+    :data:`~reformer_lab.reversible.STACK_VARIANTS`) on ``batch`` sequences of ``length``, c = (4·chunk_size)².
+
+    Rows: ordinary → "transformer" / "lsh-transformer"; reversible+chunked → "chunked-reversible" /
+    "reformer"; reversible (unchunked) → "reversible" for full attention, and for LSH, which Table 3
+    has no row for, the "lsh-transformer" row with n_l = 1 (= max(b·l·d_ff, b·n_h·l·n_r·c)). c follows
+    Table 1's (4l/n_c)² with n_c = l/chunk_size chunks.
+    """
+    reversible, chunked_ff = stack_options(variant)
+    lsh = model.attention == "lsh"
+    if not reversible:
+        row, n_layers = ("lsh-transformer" if lsh else "transformer"), model.n_layers
+    elif chunked_ff:
+        row, n_layers = ("reformer" if lsh else "chunked-reversible"), model.n_layers
+    else:
+        row, n_layers = ("lsh-transformer", 1) if lsh else ("reversible", model.n_layers)
+    memory = _formula(row, model, length, batch, (4 * model.chunk_size) ** 2, n_layers).memory
+    return memory * positive_float("bytes_per_value", bytes_per_value)
 
 
 @dataclass(frozen=True)
@@ -173,17 +196,20 @@ class Table3Row:
         return self.saved_peak / self.window_bytes
 
 
+def _row_changes(variant: str, model: ReformerConfig) -> dict[str, Any]:
+    """How Table 3's row ``variant`` changes ``model``: attention, reversibility, feed-forward chunks."""
+    attention, reversible, chunked_ff = _ROW_STACKS[one_of("variant", variant, model_variants())]
+    return {"attention": attention, "shared_qk": True, "reversible": reversible,
+            "ff_chunks": model.ff_chunks if chunked_ff else 1}
+
+
 def stack_for(variant: str, config: Table3Config) -> tuple[ReversibleSequence, str]:
     """The tiny stack that stands for Table 3's ``variant``, and the :data:`~reformer_lab.reversible.STACK_VARIANTS`
     entry to run it as."""
-    if variant not in _ROW_STACKS:
-        raise ValueError(f"unknown model variant {variant!r}; valid variants: {', '.join(model_variants())}")
-    attention, reversible, chunked_ff = _ROW_STACKS[variant]
-    stack = reversible_stack(config.n_layers, config.d_model, config.n_heads, config.d_ff, attention=attention,
-                             chunk_size=config.chunk_size, n_hashes=config.n_hashes,
-                             ff_chunks=config.ff_chunks if chunked_ff else 1, seed=config.seed)
-    run_as = "reversible+chunked" if chunked_ff else ("reversible" if reversible else "ordinary")
-    return stack, run_as
+    changes = _row_changes(variant, config.model)
+    chunked_ff = _ROW_STACKS[variant][2]
+    run_as = "reversible+chunked" if chunked_ff else ("reversible" if changes["reversible"] else "ordinary")
+    return config.build(**changes), run_as
 
 
 def measure_table3(config: Table3Config | None = None, variants: Sequence[str] | None = None) -> list[Table3Row]:
@@ -198,7 +224,7 @@ def measure_table3(config: Table3Config | None = None, variants: Sequence[str] |
     """
     config = config or Table3Config()
     variants = list(model_variants() if variants is None else variants)
-    x = torch.randn(config.batch, config.length, config.d_model, generator=torch.Generator().manual_seed(config.seed))
+    (x,) = config.inputs()
     rows = []
     for variant in variants:
         stack, run_as = stack_for(variant, config)
@@ -255,8 +281,7 @@ def peak_live_bytes(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
     :func:`reformer_lab.measure.memory.saved_tensor_bytes` for those). Inputs and parameters are not counted;
     the output is, while it lives. Deterministic: it depends on shapes and on the order of ops only.
     """
-    if not callable(fn):
-        raise TypeError(f"peak_live_bytes needs a callable fn, got {type(fn).__name__}")
+    check_callable(fn, "peak_live_bytes")
     counter = _LiveTensors()
     with torch.no_grad(), counter:
         out = fn(*args, **kwargs)
@@ -294,8 +319,7 @@ def matmul_flops(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
     backward pass count too (autograd on CPU runs in the calling thread). Element-wise work, softmax
     and LayerNorm are not counted. Linear layers and attention on 2-D to 4-D inputs reach these ops.
     """
-    if not callable(fn):
-        raise TypeError(f"matmul_flops needs a callable fn, got {type(fn).__name__}")
+    check_callable(fn, "matmul_flops")
     counter = _MatmulFlops()
     with counter:
         fn(*args, **kwargs)
@@ -351,7 +375,7 @@ def chunk_memory(
     the loss projects ``[1, length, d_model]`` hidden states onto ``vocab`` classes. Weights and inputs
     come from ``torch.Generator``/``fork_rng`` seeded with ``seed``; every number depends on shapes only.
     """
-    counts = [_positive("n_chunks", n) for n in chunk_counts]
+    counts = [positive_int("n_chunks", n) for n in chunk_counts]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         ff = FeedForward(d_model, d_ff)

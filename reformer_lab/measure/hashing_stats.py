@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from reformer_lab.hashing import _as_int, check_n_buckets, hash_vectors, random_rotations
+from reformer_lab.hashing import check_n_buckets, hash_vectors, random_rotations
+from reformer_lab.validation import as_int
 
 __all__ = [
     "BucketBalance",
@@ -81,7 +82,7 @@ def multi_round_recall(p: float | Tensor, n_hashes: int) -> Tensor:
     ``p`` is the per-round collision probability (a number or a tensor of them, each in [0, 1]).
     Paper eq. 6 takes the union of the rounds' buckets, so one collision is enough.
     """
-    n = _as_int("n_hashes", n_hashes, 1)
+    n = as_int("n_hashes", n_hashes, minimum=1)
     prob = torch.as_tensor(p, dtype=torch.float64)
     if not bool(((prob >= 0) & (prob <= 1)).all()):
         raise ValueError(f"p is a probability and must lie in [0, 1], got {p!r}")
@@ -97,8 +98,8 @@ def pairs_at_angles(
     random unit vector orthogonal to u. Each trial draws its own plane (u, v).
     """
     theta = check_angles(angles)
-    d = _as_int("d", d, 2)
-    n_trials = _as_int("n_trials", n_trials, 1)
+    d = as_int("d", d, minimum=2)
+    n_trials = as_int("n_trials", n_trials, minimum=1)
     u = torch.randn(n_trials, d, generator=generator, dtype=torch.float64)
     v = torch.randn(n_trials, d, generator=generator, dtype=torch.float64)
     u = u / u.norm(dim=-1, keepdim=True)
@@ -160,8 +161,8 @@ def measure_collisions(
     """
     theta = check_angles(angles)
     n_buckets = check_n_buckets(n_buckets)
-    n_hashes = _as_int("n_hashes", n_hashes, 1)
-    n_trials = _as_int("n_trials", n_trials, 1)
+    n_hashes = as_int("n_hashes", n_hashes, minimum=1)
+    n_trials = as_int("n_trials", n_trials, minimum=1)
     per_round = torch.zeros(len(theta), n_hashes, dtype=torch.long)
     any_round = torch.zeros(len(theta), dtype=torch.long)
     for start in range(0, n_trials, _TRIAL_BLOCK):  # blocks bound the memory; draws stay in a fixed order
@@ -213,9 +214,9 @@ def hashed_bucket_counts(
     queries cluster, which makes buckets less even (lesson 02).
     """
     n_buckets = check_n_buckets(n_buckets)
-    length = _as_int("length", length, 1)
-    n_trials = _as_int("n_trials", n_trials, 1)
-    x = torch.randn(n_trials, length, _as_int("d", d, 1), generator=generator)
+    length = as_int("length", length, minimum=1)
+    n_trials = as_int("n_trials", n_trials, minimum=1)
+    x = torch.randn(n_trials, length, as_int("d", d, minimum=1), generator=generator)
     rotations = random_rotations(
         x.shape[-1], n_buckets, generator=generator, orthogonal=orthogonal, batch_shape=(n_trials,)
     )
@@ -226,8 +227,8 @@ def hashed_bucket_counts(
 def uniform_bucket_counts(n_buckets: int, *, length: int, n_trials: int = 100, generator: torch.Generator) -> Tensor:
     """The ideal to compare with: each of ``length`` items in a uniformly random bucket, ``[n_trials, n_buckets]``."""
     n_buckets = check_n_buckets(n_buckets)
-    length = _as_int("length", length, 1)
-    n_trials = _as_int("n_trials", n_trials, 1)
+    length = as_int("length", length, minimum=1)
+    n_trials = as_int("n_trials", n_trials, minimum=1)
     return _count(torch.randint(n_buckets, (n_trials, length), generator=generator), n_buckets)
 
 

@@ -13,14 +13,13 @@ matrices. The formulas live in :mod:`reformer_lab.measure.complexity`; this modu
 
 from __future__ import annotations
 
-import math
 import multiprocessing
-import numbers
 import pickle
 import sys
 import traceback
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -29,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from reformer_lab.reversible import STACK_VARIANTS, ReversibleSequence
+from reformer_lab.validation import as_float, positive_float, positive_int
 
 __all__ = [
     "SavedGroup",
@@ -39,6 +39,9 @@ __all__ = [
     "peak_rss_bytes",
     "format_bytes",
     "StepMemory",
+    "check_callable",
+    "stack_options",
+    "torch_threads",
     "step_memory",
     "training_step",
 ]
@@ -60,11 +63,7 @@ def format_bytes(n: float) -> str:
     ``format_bytes(1536) == "1.50 KiB"``, ``format_bytes(100) == "100 B"``. Negative counts (a
     measured delta can be negative) keep their sign.
     """
-    if isinstance(n, bool) or not isinstance(n, numbers.Real):
-        raise TypeError(f"format_bytes expects a number of bytes, got {type(n).__name__}: {n!r}")
-    value = float(n)
-    if not math.isfinite(value):
-        raise ValueError(f"format_bytes expects a finite number of bytes, got {n!r}")
+    value = as_float("bytes", n)
     sign, value = ("-" if value < 0 else ""), abs(value)
     unit, last = 0, len(_BINARY_UNITS) - 1
     while unit < last and value >= 1024:
@@ -264,7 +263,8 @@ class _SavedTensorTracker:
         self.refs.clear()
 
 
-def _check_callable(fn: Any, who: str) -> None:
+def check_callable(fn: Any, who: str) -> None:
+    """``TypeError`` unless ``fn`` is callable; ``who`` (the function that needs it) opens the message."""
     if not callable(fn):
         shown = repr(fn)
         shown = shown if len(shown) <= 60 else shown[:57] + "..."
@@ -297,7 +297,7 @@ def saved_tensor_bytes(fn: Callable[..., Any], *args: Any, ignore: Any = None, *
 
     Example: ``saved_tensor_bytes(nn.Linear(d, e), x).total_bytes == x.numel() * 4`` for float32 ``x``.
     """
-    _check_callable(fn, "saved_tensor_bytes")
+    check_callable(fn, "saved_tensor_bytes")
     owner = fn if isinstance(fn, nn.Module) else getattr(fn, "__self__", None)
     ignored_tensors = list(_ignored_tensors(ignore))
     if isinstance(owner, nn.Module):
@@ -361,7 +361,7 @@ def peak_cuda_bytes(fn: Callable[..., Any], *args: Any, device: Any = None, **kw
 
     Raises ``RuntimeError`` when CUDA is not available; use :func:`peak_rss_bytes` on a CPU.
     """
-    _check_callable(fn, "peak_cuda_bytes")
+    check_callable(fn, "peak_cuda_bytes")
     if not torch.cuda.is_available():
         raise RuntimeError("CUDA is not available on this machine; use peak_rss_bytes for CPU")
     dev = _cuda_device(device)
@@ -461,9 +461,8 @@ def peak_rss_bytes(fn: Callable[..., Any], *args: Any, timeout: float = 120.0, *
             and traceback), or the child died without reporting (e.g. killed for memory).
         TimeoutError: the child did not finish within ``timeout`` seconds.
     """
-    _check_callable(fn, "peak_rss_bytes")
-    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    check_callable(fn, "peak_rss_bytes")
+    timeout = positive_float("timeout", timeout)
     payload = _pickled_call(fn, args, kwargs)
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
@@ -506,6 +505,21 @@ def _name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__qualname__", None) or type(fn).__name__
 
 
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the body with ``n`` torch threads (None: the current count) and restore the count after.
+
+    On a shared machine a multi-threaded step waits for its slowest thread, so fewer threads make times
+    steadier; tiny tensors run faster on one.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(before if n is None else positive_int("threads", n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 # --------------------------------------------------------------------------------------------------
 # Memory of one training step
 
@@ -528,10 +542,13 @@ class StepMemory:
     cuda_peak: int | None = None
 
 
-def _variant_options(variant: str) -> tuple[bool, bool]:
-    """(reversible, chunked) of a :data:`STACK_VARIANTS` entry."""
+def stack_options(variant: str) -> tuple[bool, bool]:
+    """``(reversible, chunked feed-forward)`` of a :data:`~reformer_lab.reversible.STACK_VARIANTS` entry.
+
+    The one check of a stack variant in the package: any other value is a ``ValueError`` naming the three.
+    """
     if variant not in STACK_VARIANTS:
-        raise ValueError(f"unknown stack variant {variant!r}; choose from {STACK_VARIANTS}")
+        raise ValueError(f"unknown stack variant {variant!r}; choose from {', '.join(STACK_VARIANTS)}")
     return variant != "ordinary", variant == "reversible+chunked"
 
 
@@ -548,7 +565,7 @@ def step_memory(stack: ReversibleSequence, x: Tensor, variant: str) -> StepMemor
     (set it > 1), the other two run with one chunk. Parameters are not counted. On CUDA the peak
     allocated bytes of one step are measured too.
     """
-    reversible, chunked_ff = _variant_options(variant)
+    reversible, chunked_ff = stack_options(variant)
     saved_chunks = stack.ff_chunks
     stack.ff_chunks = saved_chunks if chunked_ff else 1
     try:

@@ -18,16 +18,17 @@ wrote under ``results/bench/`` (files ``memory-*cuda*.json``), if anything.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 
-from reformer_lab.measure.bench import MemorySetting, table3_bytes
-from reformer_lab.measure.memory import StepMemory, step_memory
+from reformer_lab.measure.feedforward_stats import table3_bytes
+from reformer_lab.measure.memory import StepMemory, stack_options, step_memory, torch_threads
+from reformer_lab.measure.stacks import MeasuredStack
+from reformer_lab.model import ReformerConfig
 from reformer_lab.reversible import STACK_VARIANTS, draw_seeds, reversible_stack
 from reformer_lab.validation import positive_int
 
@@ -36,6 +37,7 @@ __all__ = [
     "GpuCurves",
     "LayerModel",
     "MemoryCurves",
+    "STACK_MODEL",
     "StackConfig",
     "cuda_peaks",
     "default_results_dir",
@@ -50,68 +52,34 @@ __all__ = [
 RESULTS_GLOB = "bench/memory-*cuda*.json"
 
 
-@dataclass(frozen=True)
-class StackConfig:
-    """One stack setting of the memory curves (everything but the depth n_l and the variant).
+#: Lesson 04's stack unless told otherwise: d_model 32, d_ff 128, 2 heads, LSH attention with chunks of 32 and
+#: 2 hash rounds, 4 feed-forward chunks for the "reversible+chunked" variant, not causal. Each measurement sets
+#: the depth.
+STACK_MODEL = ReformerConfig(max_len=256, d_model=32, d_ff=128, n_heads=2, n_layers=1, attention="lsh", n_hashes=2,
+                             chunk_size=32, ff_chunks=4, causal=False)
 
-    The stack is :func:`reformer_lab.reversible.reversible_stack` (paper eq. 9, LayerNorm inside the
-    blocks) with ``n_heads`` heads; ``attention`` is ``"full"`` or ``"lsh"`` (``chunk_size``, ``n_hashes``);
-    ``ff_chunks`` is used by the "reversible+chunked" variant only (eq. 10) and must divide ``length``.
+
+@dataclass(frozen=True, init=False)
+class StackConfig(MeasuredStack):
+    """One stack setting of the memory curves: everything but the depth n_l and the variant.
+
+    ``model`` describes the blocks (:func:`reformer_lab.model.build_stack`: paper eq. 9, LayerNorm inside the
+    blocks, ``attention`` ``"full"`` or ``"lsh"`` with ``chunk_size`` and ``n_hashes``); each measurement
+    replaces its ``n_layers`` with the depth asked for, and its ``ff_chunks`` is used by the
+    "reversible+chunked" variant only (eq. 10) and must divide ``length``. Keyword sizes work too
+    (:class:`~reformer_lab.measure.stacks.MeasuredStack`): ``StackConfig(length=256, d_model=32, d_ff=512,
+    attention="full")``.
     """
 
+    model: ReformerConfig = STACK_MODEL
     length: int = 256
-    d_model: int = 32
-    d_ff: int = 128
-    ff_chunks: int = 4
-    attention: str = "lsh"
-    n_heads: int = 2
-    chunk_size: int = 32
-    n_hashes: int = 2
     batch: int = 1
     seed: int = 0
 
-    def __post_init__(self) -> None:
-        for name in ("length", "d_model", "d_ff", "ff_chunks", "n_heads", "chunk_size", "n_hashes", "batch"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if self.attention not in ("full", "lsh"):
-            raise ValueError(f"attention must be 'full' or 'lsh', got {self.attention!r}")
-        if self.length % self.ff_chunks:
-            raise ValueError(f"ff_chunks={self.ff_chunks} must divide the length {self.length}")
-        if self.attention == "lsh" and self.length % self.chunk_size:
-            raise ValueError(f"chunk_size={self.chunk_size} must divide the length {self.length} for LSH attention")
-
-
-def _check_variant(variant: str) -> None:
-    if variant not in STACK_VARIANTS:
-        raise ValueError(f"unknown stack variant {variant!r}; choose from {STACK_VARIANTS}")
-
-
-def _check_depth(n_layers: int) -> int:
-    if not isinstance(n_layers, int) or isinstance(n_layers, bool) or n_layers < 1:
-        raise ValueError(f"n_layers must be a positive int, got {n_layers!r}")
-    return n_layers
-
-
-@contextmanager
-def _threads(n: int) -> Iterator[None]:
-    """Tiny tensors: one thread is faster and leaves the other core to the reader's kernel."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
 
 def _build(config: StackConfig, n_layers: int, device: str = "cpu") -> tuple[torch.nn.Module, torch.Tensor]:
-    stack = reversible_stack(n_layers, config.d_model, config.n_heads, config.d_ff, attention=config.attention,
-                             chunk_size=config.chunk_size, n_hashes=config.n_hashes, ff_chunks=config.ff_chunks,
-                             seed=config.seed).to(device)
-    generator = torch.Generator().manual_seed(config.seed)
-    x = torch.randn(config.batch, config.length, config.d_model, generator=generator).to(device)
-    return stack, x
+    (x,) = config.inputs()
+    return config.build(n_layers=n_layers).to(device), x.to(device)
 
 
 def measure(config: StackConfig, n_layers: int, variant: str) -> StepMemory:
@@ -119,9 +87,8 @@ def measure(config: StackConfig, n_layers: int, variant: str) -> StepMemory:
 
     The global RNG is forked, so the caller's random stream is untouched and the result is reproducible.
     """
-    _check_variant(variant)
-    stack, x = _build(config, _check_depth(n_layers))
-    with _threads(1), torch.random.fork_rng(devices=[]):
+    stack, x = _build(config, n_layers)
+    with torch_threads(1), torch.random.fork_rng(devices=[]):  # tiny tensors: one thread is faster
         torch.manual_seed(config.seed)
         return step_memory(stack, x, variant)
 
@@ -137,7 +104,7 @@ class LayerModel:
 
     def at(self, n_layers: int) -> StepMemory:
         """The saved bytes of an ``n_layers`` stack (exact: see the module docstring)."""
-        n = _check_depth(n_layers)
+        n = positive_int("n_layers", n_layers)
         return StepMemory(self.after_base + self.after_per_layer * n, self.peak_base + self.peak_per_layer * n)
 
 
@@ -155,21 +122,16 @@ def table3_curve(config: StackConfig, variant: str, n_layers: int) -> float:
 
     ordinary → "transformer" / "lsh-transformer"; reversible → "reversible" (full attention) or, for LSH,
     which Table 3 has no row for, "lsh-transformer" with n_l = 1; reversible+chunked → "chunked-reversible"
-    / "reformer". ``c = (4·chunk_size)²`` (:func:`reformer_lab.measure.bench.table3_bytes`).
+    / "reformer". ``c = (4·chunk_size)²`` (:func:`reformer_lab.measure.feedforward_stats.table3_bytes`).
     """
-    _check_variant(variant)
-    setting = MemorySetting(variant=variant, n_layers=_check_depth(n_layers), length=config.length,
-                            batch=config.batch, d_model=config.d_model, d_ff=config.d_ff, n_heads=config.n_heads,
-                            attention=config.attention, chunk_size=config.chunk_size, n_hashes=config.n_hashes,
-                            ff_chunks=config.ff_chunks)
-    return table3_bytes(setting)
+    return table3_bytes(variant, replace(config.model, n_layers=n_layers), config.length, config.batch)
 
 
 @dataclass(frozen=True)
 class MemoryCurves:
     """Saved bytes against depth (at ``config.length``) and against length (at ``n_layers``), per variant.
 
-    ``by_depth[variant]`` and ``by_length[variant]`` hold :class:`~reformer_lab.reversible.StepMemory`
+    ``by_depth[variant]`` and ``by_length[variant]`` hold :class:`~reformer_lab.measure.memory.StepMemory`
     values aligned with ``depths`` and ``lengths``; ``table3_*`` the formula in bytes, aligned the same way.
     """
 
@@ -200,12 +162,13 @@ def memory_curves_data(
     """
     if not depths or not lengths:
         raise ValueError("depths and lengths must not be empty")
-    n_layers = _check_depth(n_layers)
-    depths, lengths = tuple(_check_depth(n) for n in depths), tuple(int(n) for n in lengths)
+    n_layers = positive_int("n_layers", n_layers)
+    depths = tuple(positive_int("depths entries", n) for n in depths)
+    lengths = tuple(positive_int("lengths entries", n) for n in lengths)
     configs = {n: replace(config, length=n) for n in lengths}
     curves = MemoryCurves(config, n_layers, depths, lengths)
     for variant in variants:
-        _check_variant(variant)
+        stack_options(variant)
 
         def get(c: StackConfig, n: int, variant: str = variant) -> StepMemory:
             return measure(c, n, variant) if direct else layer_model(c, variant).at(n)
@@ -228,10 +191,10 @@ def cuda_peaks(config: StackConfig, depths: Sequence[int], variants: Sequence[st
         raise ValueError("cuda_peaks needs a CUDA device; use load_gpu_results() to read stored GPU curves")
     peaks: dict[str, list[int]] = {}
     for variant in variants:
-        _check_variant(variant)
+        stack_options(variant)
         peaks[variant] = []
         for n in depths:
-            stack, x = _build(config, _check_depth(n), "cuda")
+            stack, x = _build(config, n, "cuda")
             with torch.random.fork_rng(devices=[x.device.index or 0]):
                 torch.manual_seed(config.seed)
                 peaks[variant].append(int(step_memory(stack, x, variant).cuda_peak or 0))
@@ -262,8 +225,11 @@ def load_gpu_results(results_dir: str | Path | None = None) -> GpuCurves | None:
     ``results_dir=None`` looks in :func:`default_results_dir`.
 
     The file is what ``python -m reformer_lab.bench memory --device cuda --json PATH`` writes: a
-    ``provenance`` dict and ``results`` records with ``variant``, ``n_layers`` and ``peak_bytes``.
-    A file that cannot be read as such raises ``ValueError`` naming it.
+    ``provenance`` dict and ``results`` records with ``variant``, ``peak_bytes`` and the stack's sizes
+    (``n_layers``, ``length``, ...), either in a ``model`` dict (:meth:`MemorySetting.to_dict
+    <reformer_lab.measure.stacks.MeasuredStack.to_dict>`) or, in files written before settings held a
+    :class:`~reformer_lab.model.ReformerConfig`, beside the other fields. A file that cannot be read as
+    such raises ``ValueError`` naming it.
     """
     results_dir = default_results_dir() if results_dir is None else Path(results_dir)
     files = sorted(results_dir.glob(RESULTS_GLOB), key=lambda p: p.stat().st_mtime)
@@ -272,7 +238,7 @@ def load_gpu_results(results_dir: str | Path | None = None) -> GpuCurves | None:
     path = files[-1]
     try:
         payload = json.loads(path.read_text())
-        records = [r for r in payload["results"] if r.get("peak_bytes") is not None]
+        records = [_flat(r) for r in payload["results"] if r.get("peak_bytes") is not None]
         device = str(payload.get("provenance", {}).get("device", "cuda"))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"{path}: not a memory benchmark JSON ({type(error).__name__}: {error})") from error
@@ -285,6 +251,11 @@ def load_gpu_results(results_dir: str | Path | None = None) -> GpuCurves | None:
     setting = (f"L={first.get('length')}, d_model={first.get('d_model')}, d_ff={first.get('d_ff')}, "
                f"{first.get('attention')} attention") if first else "no measurements"
     return GpuCurves(str(path), device, setting, depths, peaks)
+
+
+def _flat(record: dict) -> dict:
+    """A benchmark record with its ``model`` dict's fields beside the others, as older files have them."""
+    return {**record.get("model", {}), **{key: value for key, value in record.items() if key != "model"}}
 
 
 # --------------------------------------------------------------------------------------------------
