@@ -243,3 +243,42 @@ def test_unknown_variants_list_the_valid_ones() -> None:
         cx.model_complexity("Reformer", **SMALL)
     with pytest.raises(ValueError, match="model must be one of 'transformer'"):
         cx.memory_breakdown(**PAPER_STACK, model="performer")
+
+
+# --------------------------------------------------------------------------------------------------
+# Where Table 3's LSH attention term (fixed c = 128²) overtakes full attention's
+
+
+def test_one_layer_of_lsh_equals_one_of_full_attention_at_n_r_times_c() -> None:
+    assert cx.attention_crossover_length() == cx.PAPER_C == 16384
+    assert cx.attention_crossover_length(n_hashes=4) == 4 * 16384
+    assert cx.attention_crossover_length(c=64**2) == 4096
+
+
+def test_a_stack_that_stores_every_layer_crosses_n_l_times_earlier() -> None:
+    assert cx.attention_crossover_length("transformer", "reformer", n_layers=16) == 16384 / 16
+    # both store every layer: the n_l cancels
+    assert cx.attention_crossover_length("transformer", "lsh-transformer", n_layers=16) == 16384
+
+
+@pytest.mark.parametrize("full, lsh", [("chunked-reversible", "reformer"), ("transformer", "reformer"),
+                                       ("reversible", "lsh-transformer")])
+def test_the_crossover_is_where_memory_breakdowns_bars_meet(full: str, lsh: str) -> None:
+    stack = dict(batch=2, d_model=64, d_ff=256, n_layers=8, n_heads=4, n_hashes=2)
+    at = int(cx.attention_crossover_length(full, lsh, n_layers=8, n_hashes=2))
+
+    def attention(model: str, length: int) -> float:
+        return cx.memory_breakdown(length=length, **stack, model=model).attention
+
+    assert attention(full, at) == attention(lsh, at)
+    assert attention(lsh, at // 2) > attention(full, at // 2)  # below it LSH's term is the larger
+    assert attention(lsh, at * 2) < attention(full, at * 2)
+
+
+def test_the_crossover_rejects_models_of_the_wrong_kind() -> None:
+    with pytest.raises(ValueError, match="full_model must be one of 'transformer'"):
+        cx.attention_crossover_length("reformer")
+    with pytest.raises(ValueError, match="lsh_model must be one of 'lsh-transformer', 'reformer'"):
+        cx.attention_crossover_length("transformer", "transformer")
+    with pytest.raises(ValueError, match="n_hashes must be an int >= 1"):
+        cx.attention_crossover_length(n_hashes=0)

@@ -1,84 +1,118 @@
-"""Lesson 00's graded checks accept the solutions and name the usual mistakes."""
+"""Lesson 00's graded checks accept the solutions, report a stub as TODO and name the usual mistakes."""
 
 from __future__ import annotations
 
-import numpy as np
+import math
+
 import pytest
 
 from reformer_lab.lessons.exercises import l00 as exercises
 from reformer_lab.lessons.solutions import l00
 
+CHECKS = [
+    (exercises.check_transformer_memory_bytes, l00.transformer_memory_bytes),
+    (exercises.check_ff_attention_crossover, l00.ff_attention_crossover),
+    (exercises.check_longest_sequence, l00.longest_sequence),
+]
 
-@pytest.mark.parametrize(
-    "check, solution",
-    [
-        (exercises.check_qk_bytes, l00.qk_bytes),
-        (exercises.check_feedforward_bytes, l00.feedforward_bytes),
-        (exercises.check_fit_exponent, l00.fit_exponent),
-    ],
-)
+
+@pytest.mark.parametrize("check, solution", CHECKS)
 def test_solutions_pass_their_checks(check, solution) -> None:
     result = check(solution)
     assert result.passed, str(result)
     assert str(result).startswith("[PASS]")
 
 
-def test_unattempted_exercise_is_todo_not_failure() -> None:
+@pytest.mark.parametrize("check, _solution", CHECKS)
+def test_an_untouched_stub_is_todo_not_failure(check, _solution) -> None:
     def stub(*args):
         raise NotImplementedError
 
-    result = exercises.check_qk_bytes(stub)
+    result = check(stub)
     assert not result.passed and not result.attempted
     assert str(result).startswith("[TODO]")
+    assert "The ablation model" not in result.message  # the prediction is revealed only on a pass
+
+
+def test_a_pass_reveals_the_answers_to_the_predict_first_questions() -> None:
+    one = exercises.check_transformer_memory_bytes(l00.transformer_memory_bytes)
+    assert "attention wins, 2.25 GiB against 96.0 MiB per layer, 6.75 GiB for the 3 layers" in one.message
+    two = exercises.check_ff_attention_crossover(l00.ff_attention_crossover)
+    assert "l = 512" in two.message and "128× the feed-forward term" in two.message
+    three = exercises.check_longest_sequence(l00.longest_sequence)
+    assert "l = 65,536" in three.message and "2× the length" in three.message and "l = 5,792" in three.message
+
+
+def test_the_solutions_agree_with_the_papers_numbers() -> None:
+    GiB = 2**30
+    assert l00.longest_sequence(16 * GiB, 1, 1, 1, 4) == 65536  # §2: 64K × 64K fp32 = 16 GiB
+    assert l00.ff_attention_crossover(4096, 8) == 512
+    # §3: d_ff 4K, 16 layers, 64K tokens; attention dominates there (n_h·l ≫ d_ff)
+    assert l00.transformer_memory_bytes(1, 65536, 1024, 4096, 16, 1, 4) == 16 * 16 * GiB
 
 
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (lambda n, b, h, p: n * b * h * p, "square the length"),
-        (lambda n, b, h, p: n * n * b * p, "multiply by n_heads"),
-        (lambda n, b, h, p: n * n * h * p, "multiply by batch"),
-        (lambda n, b, h, p: n * n * b * h, "bytes_per_value"),
-        (lambda n, b, h, p: n * n * b * h * p / 2**30, "not GiB"),
+        (lambda b, n, dm, df, nl, h, p: (b * n * df + b * h * n * n) * nl * p, "(max), not their sum"),
+        (lambda b, n, dm, df, nl, h, p: max(b * n * df, b * h * n * n) * p, "multiply by n_layers"),
+        (lambda b, n, dm, df, nl, h, p: max(b * n * df, b * n * n) * nl * p, "b·n_h·l²"),
+        (lambda b, n, dm, df, nl, h, p: max(b * n * dm, b * h * n * n) * nl * p, "d_ff-wide"),
+        (lambda b, n, dm, df, nl, h, p: max(b * n * df, b * h * n * n) * nl, "multiply by bytes_per_value"),
+        (lambda b, n, dm, df, nl, h, p: max(n * df, h * n * n) * nl * p, "multiply by batch"),
     ],
+    ids=["sum", "one-layer", "one-head", "d_model", "values", "one-sequence"],
 )
-def test_qk_bytes_names_the_mistake(wrong, hint) -> None:
-    result = exercises.check_qk_bytes(wrong)
-    assert not result.passed and hint in result.message
-
-
-def test_fit_exponent_recognises_linear_axes_intercepts_and_two_point_fits() -> None:
-    linear = exercises.check_fit_exponent(lambda x, y: float(np.polyfit(x, y, 1)[0]))
-    assert "log(size) against log(length)" in linear.message
-    intercept = exercises.check_fit_exponent(lambda x, y: float(np.polyfit(np.log(x), np.log(y), 1)[1]))
-    assert "not the intercept" in intercept.message
-    two_point = exercises.check_fit_exponent(lambda x, y: float(np.log(y[-1] / y[0]) / np.log(x[-1] / x[0])))
-    assert "least-squares" in two_point.message
+def test_transformer_memory_bytes_names_the_mistake(wrong, hint) -> None:
+    result = exercises.check_transformer_memory_bytes(wrong)
+    assert not result.passed and result.attempted and hint in result.message, result.message
 
 
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (lambda b, n, f, layers: b * n * f * 4, "n_layers"),
-        (lambda b, n, f, layers: b * n * f * layers, "multiply the count by 4"),
-        (lambda b, n, f, layers: n * f * layers * 4, "every sequence in the batch"),
+        (lambda f, h: f // h, "don't round"),
+        (lambda f, h: h / f, "upside down"),
+        (lambda f, h: math.sqrt(f / h), "no square root"),
+        (lambda f, h: f * h, "divide"),
+        (lambda f, h: f, "b·n_h·l²"),
     ],
+    ids=["floor", "inverted", "sqrt", "times-heads", "no-heads"],
 )
-def test_feedforward_bytes_names_the_mistake(wrong, hint) -> None:
-    result = exercises.check_feedforward_bytes(wrong)
-    assert not result.passed and hint in result.message
+def test_ff_attention_crossover_names_the_mistake(wrong, hint) -> None:
+    result = exercises.check_ff_attention_crossover(wrong)
+    assert not result.passed and hint in result.message, result.message
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda m, b, h, nl, p: math.sqrt(m / (b * h * nl * p)), "round the square root down"),
+        (lambda m, b, h, nl, p: math.ceil(math.sqrt(m / (b * h * nl * p))), "round down, not up"),
+        (lambda m, b, h, nl, p: round(math.sqrt(m / (b * h * nl * p))), "not up or to the nearest"),
+        (lambda m, b, h, nl, p: m // (b * h * nl * p), "square root of what fits"),
+        (lambda m, b, h, nl, p: math.isqrt(m // (b * h * p)), "divide by n_layers"),
+        (lambda m, b, h, nl, p: math.isqrt(m // (b * h * nl)), "divide by bytes_per_value"),
+        (lambda m, b, h, nl, p: math.isqrt(m // (h * nl * p)), "divide by batch"),
+        (lambda m, b, h, nl, p: math.isqrt(m // (b * nl * p)), "divide by n_heads"),
+    ],
+    ids=["float", "ceil", "round", "no-sqrt", "one-layer", "values", "one-sequence", "one-head"],
+)
+def test_longest_sequence_names_the_mistake(wrong, hint) -> None:
+    result = exercises.check_longest_sequence(wrong)
+    assert not result.passed and hint in result.message, result.message
 
 
 def test_a_wrong_answer_without_a_known_mistake_shows_the_expected_value() -> None:
-    result = exercises.check_qk_bytes(lambda *args: 1)
-    assert not result.passed and "expected 4194304.0, you returned 1." in result.message
+    result = exercises.check_ff_attention_crossover(lambda *args: 1)
+    assert not result.passed and f"expected {1024 / 3!r}, you returned 1." in result.message
 
 
 def test_an_exception_in_the_readers_code_is_reported() -> None:
-    result = exercises.check_qk_bytes(lambda *args: 1 / 0)
+    result = exercises.check_longest_sequence(lambda *args: 1 / 0)
     assert not result.passed and "ZeroDivisionError" in result.message
 
 
 def test_passing_a_call_instead_of_a_function_is_a_clear_error() -> None:
     with pytest.raises(TypeError, match="no parentheses"):
-        exercises.check_qk_bytes(42)
+        exercises.check_transformer_memory_bytes(42)

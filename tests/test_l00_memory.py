@@ -94,3 +94,46 @@ def test_power_law_labels_bytes_and_the_fitted_exponent() -> None:
     ax = fig.axes[0]
     assert len(ax.lines) == 2 and "fitted exponent 2.00" in ax.lines[0].get_label()
     assert ax.yaxis.get_major_formatter()(4096, 0) == format_bytes(4096)
+
+
+def test_calculator_says_below_which_lengths_table3s_lsh_term_is_the_larger() -> None:
+    note = l00_memory.attention_crossover_note(65536, 16)
+    assert "below l = 16,384" in note and "16 stored layers below l = 1,024" in note
+    assert note.endswith("At l = 65,536 it is 0.25× one layer of full attention.")
+    assert "stored layers" not in l00_memory.attention_crossover_note(4096, 1)
+    assert "below l ≈ 5,461" in l00_memory.attention_crossover_note(4096, 3)  # 16,384 / 3
+    assert "below l = 32,768" in l00_memory.attention_crossover_note(4096, 1, n_hashes=2)
+    page = l00_memory.calculator_html(65536, 1, 1024, 4096, 16, 8)
+    assert page.endswith("At l = 65,536 it is 0.25× one layer of full attention.</p>")
+
+
+def test_attention_crossover_plot_marks_both_crossings_and_the_papers_length() -> None:
+    lengths = [2**e for e in range(8, 19)]
+    fig = l00_memory.plot_attention_crossover(lengths, n_layers=16, ax=detached_axes())
+    ax = fig.axes[0]
+    curves = [line for line in ax.lines if len(line.get_xdata()) == len(lengths)]
+    assert len(curves) == 3  # full one layer, full n_l layers, LSH
+    dots = sorted(float(line.get_xdata()[0]) for line in ax.lines if line.get_marker() == "o")
+    assert dots == [1024.0, 16384.0]
+    assert any(float(line.get_xdata()[0]) == 65536 for line in ax.lines if line.get_linestyle() == "--")
+    one_layer = l00_memory.plot_attention_crossover(lengths, n_layers=1, mark=None, ax=detached_axes()).axes[0]
+    assert len([line for line in one_layer.lines if line.get_marker() == "o"]) == 1
+    with pytest.raises(ValueError, match="at least 2 lengths"):
+        l00_memory.plot_attention_crossover([1024])
+
+
+def test_the_readme_figure_is_written_only_when_missing_or_changed(tmp_path) -> None:
+    import os
+
+    path = tmp_path / "figure.png"
+    bars = [complexity.memory_breakdown(4096, 1, 256, 1024, 4, 4, model=m) for m in ("transformer", "reformer")]
+    fig = l00_memory.plot_memory_breakdown(bars, ax=detached_axes())
+    assert l00_memory.save_png_if_changed(fig, path) is True  # missing: written
+    first = path.read_bytes()
+    assert first[:8] == b"\x89PNG\r\n\x1a\n"
+    os.utime(path, ns=(1, 1))
+    assert l00_memory.save_png_if_changed(fig, path) is False  # same bytes: not touched
+    assert path.stat().st_mtime_ns == 1 and path.read_bytes() == first
+    fig.axes[0].set_title("another title")
+    assert l00_memory.save_png_if_changed(fig, path) is True  # different bytes: rewritten
+    assert path.read_bytes() != first

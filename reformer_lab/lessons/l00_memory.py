@@ -1,10 +1,14 @@
 """Lesson 00, the memory problem (paper §1, Table 3): the memory calculator widget, its bar chart of Table 3's
-memory per model type, and the power-law plot of measured memory against length."""
+memory per model type, the attention terms against length (where Table 3's fixed c makes LSH the larger), the
+power-law plot of measured memory against length, and the README figure written only when it changed."""
 
 from __future__ import annotations
 
 import html
+import io
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import ipywidgets as w
 import numpy as np
@@ -16,6 +20,17 @@ from reformer_lab.measure import complexity
 from reformer_lab.measure.complexity import MemoryBreakdown
 from reformer_lab.measure.memory import format_bytes
 from reformer_lab.validation import as_int
+
+__all__ = [
+    "attention_crossover_note",
+    "calculator_html",
+    "calculator_rows",
+    "memory_calculator",
+    "plot_attention_crossover",
+    "plot_memory_breakdown",
+    "plot_power_law",
+    "save_png_if_changed",
+]
 
 _TERM_COLOURS = {"activations": "#4C72B0", "feedforward": "#DD8452", "attention": "#C44E52"}
 
@@ -44,6 +59,84 @@ def plot_memory_breakdown(
     ax.set_title(title or "memory held for backprop, whole stack")
     fig.tight_layout()
     return fig
+
+
+def _at_length(length: float) -> str:
+    """``l = 16,384`` for a whole length, ``l ≈ 5,461`` for a crossover that falls between two."""
+    return f"l = {length:,.0f}" if float(length).is_integer() else f"l ≈ {length:,.0f}"
+
+
+def plot_attention_crossover(
+    lengths: Sequence[int],
+    *,
+    batch: int = 1,
+    n_heads: int = 8,
+    n_layers: int = 16,
+    n_hashes: int = 1,
+    c: int = complexity.PAPER_C,
+    mark: int | None = 65536,
+    ax: Axes | None = None,
+) -> Figure:
+    """Table 3's attention term against length: full attention (one layer, and all ``n_layers`` stored) and LSH
+    with a fixed ``c`` (one layer, as in the Reformer), log–log, with a dot where the LSH line crosses each.
+
+    The attention terms come from :func:`~reformer_lab.measure.complexity.memory_breakdown` (the bar chart's)
+    and the crossings from :func:`~reformer_lab.measure.complexity.attention_crossover_length`. ``mark`` draws a
+    dashed vertical line at that length (default the paper's 64K; None for none).
+    """
+    lengths = [int(n) for n in lengths]
+    if len(lengths) < 2:
+        raise ValueError("plot_attention_crossover needs at least 2 lengths")
+    fig, ax = new_axes(ax)
+    sizes = dict(batch=batch, d_model=1, d_ff=1, n_layers=n_layers, n_heads=n_heads, n_hashes=n_hashes, c=c)
+
+    def attention(model: str) -> list[float]:
+        return [complexity.memory_breakdown(length=n, **sizes, model=model).attention for n in lengths]
+
+    lsh = attention("reformer")
+    lines = [("chunked-reversible", "full attention, one layer: b·n_h·l²", "#C44E52", "-"),
+             ("transformer", f"full attention, {n_layers} layers stored: b·n_h·l²·n_l", "#C44E52", ":")]
+    for model, label, colour, style in lines:
+        ax.loglog(lengths, attention(model), style, color=colour, base=2, label=label)
+        if model == "transformer" and n_layers == 1:
+            break  # the same line twice
+    ax.loglog(lengths, lsh, "-", color="#4C72B0", base=2, label=f"LSH, one layer: b·n_h·l·n_r·c (c = {c:,})")
+    for model in ("chunked-reversible", "transformer")[: 1 if n_layers == 1 else 2]:
+        at = complexity.attention_crossover_length(model, "reformer", n_layers=n_layers, n_hashes=n_hashes, c=c)
+        if lengths[0] <= at <= lengths[-1]:
+            y = complexity.memory_breakdown(length=1, **sizes, model="reformer").attention * at
+            ax.plot([at], [y], "ko", markersize=5)
+            ax.annotate(_at_length(at), (at, y), textcoords="offset points", xytext=(6, -12), fontsize=8)
+    if mark is not None and lengths[0] <= mark <= lengths[-1]:
+        ax.axvline(mark, color="grey", linestyle="--", linewidth=0.8)
+        ax.annotate(f"l = {mark:,}", (mark, 0.02), xycoords=("data", "axes fraction"), xytext=(4, 0),
+                    textcoords="offset points", fontsize=8, color="grey")
+    ax.set_xlabel("sequence length l")
+    ax.set_ylabel("bytes (fp32)")
+    ax.xaxis.set_major_formatter(lambda v, _: f"{v / 1024:g}K" if v >= 1024 else f"{v:g}")
+    bytes_axis(ax)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"Table 3's attention terms, c fixed at {c:,}")
+    fig.tight_layout()
+    return fig
+
+
+def save_png_if_changed(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 90) -> bool:
+    """Write ``fig`` as a PNG at ``path`` only when the file is missing or holds other bytes; True when written.
+
+    The PNG is rendered in memory first and compared byte for byte, so a run that draws the same figure leaves
+    the file and its timestamp alone. Lesson 00 keeps the README's figure (``docs/lesson00_memory.png``) current
+    this way.
+    """
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    png = buffer.getvalue()
+    path = Path(path)
+    if path.is_file() and path.read_bytes() == png:
+        return False
+    path.write_bytes(png)
+    return True
 
 
 def plot_power_law(
@@ -102,15 +195,33 @@ def calculator_rows(
     ]
 
 
+def attention_crossover_note(length: int, n_layers: int, n_hashes: int = 1, c: int = complexity.PAPER_C) -> str:
+    """Two sentences for the calculator: below which lengths Table 3's LSH attention term (fixed ``c``) is the larger.
+
+    Compares the Reformer's one layer of LSH with one layer of full attention (crossing at l = n_r·c) and, when
+    ``n_layers`` > 1, with the Transformer's ``n_layers`` stored layers (l = n_r·c/n_l); then gives the ratio of
+    the LSH term to one layer of full attention at ``length``, n_r·c/l.
+    """
+    one_layer = complexity.attention_crossover_length(n_hashes=n_hashes, c=c)
+    text = (f"Table 3's c = {c:,} is a constant: the Reformer's attention bar (LSH, one layer, n_r = {n_hashes}) is "
+            f"taller than one layer of full attention (both reversible models' bars) below {_at_length(one_layer)}")
+    if n_layers > 1:
+        stack = complexity.attention_crossover_length("transformer", n_layers=n_layers, n_hashes=n_hashes, c=c)
+        text += f", and taller than the Transformer's {n_layers} stored layers below {_at_length(stack)}"
+    return f"{text}. At l = {length:,} it is {one_layer / length:.3g}× one layer of full attention."
+
+
 def calculator_html(length: int, batch: int, d_model: int, d_ff: int, n_layers: int, n_heads: int) -> str:
-    """An HTML table of :func:`calculator_rows`, for the calculator widget."""
+    """An HTML table of :func:`calculator_rows`, and :func:`attention_crossover_note` under it, for the calculator."""
     rows = calculator_rows(length, batch, d_model, d_ff, n_layers, n_heads)
     body = "".join(
         f"<tr><td>{html.escape(what)}</td><td style='text-align:right'><b>{format_bytes(size)}</b></td>"
         f"<td><code>{html.escape(how)}</code></td></tr>"
         for what, size, how in rows
     )
-    return f"<table><tr><th>what</th><th>fp32</th><th>formula</th></tr>{body}</table>"
+    note = html.escape(attention_crossover_note(length, n_layers))
+    return (f"<table><tr><th>what</th><th>fp32</th><th>formula</th></tr>{body}</table>"
+            f"<p style='font-size:90%'>{note}</p>")
 
 
 def _power_of_two_slider(name: str, value: int, low: int, high: int, description: str) -> w.SelectionSlider:

@@ -32,6 +32,7 @@ __all__ = [
     "activation_bytes",
     "feedforward_activation_bytes",
     "memory_breakdown",
+    "attention_crossover_length",
 ]
 
 #: 4l/n_c with the paper's n_c = l/32 (§3, under Table 3): the keys one LSH query can see.
@@ -283,3 +284,32 @@ def memory_breakdown(
         feedforward=float(b * l_ * feedforward_width * layers) * scale,
         attention=float(attention * layers) * scale,
     )
+
+
+_FULL_ATTENTION_MODELS = ("transformer", "reversible", "chunked-reversible")
+_LSH_MODELS = ("lsh-transformer", "reformer")
+
+
+def attention_crossover_length(
+    full_model: str = "chunked-reversible",
+    lsh_model: str = "reformer",
+    *,
+    n_layers: int = 1,
+    n_hashes: int = 1,
+    c: int = PAPER_C,
+) -> float:
+    """The length at which Table 3's attention term of ``lsh_model`` equals that of ``full_model``.
+
+    Full attention's term grows as l² (b·n_h·l², times n_l for a model that stores every layer), LSH's as l
+    (b·n_h·l·n_r·c, likewise). Batch and heads cancel, so the two are equal at
+    l = n_r·c · (LSH model's stored layers) / (full model's stored layers); **below** that length the LSH term
+    is the larger one, because c is a constant (the paper plugs in c = 128², :data:`PAPER_C`) while l² / l = l
+    shrinks. Both models are read from :func:`memory_breakdown` (at length 1), so the answer is the crossing of
+    the bars that function draws. Defaults: one layer of full attention against one of LSH, l = n_r·c.
+    """
+    one_of("full_model", full_model, _FULL_ATTENTION_MODELS)
+    one_of("lsh_model", lsh_model, _LSH_MODELS)
+    sizes = dict(length=1, batch=1, d_model=1, d_ff=1, n_layers=n_layers, n_heads=1, n_hashes=n_hashes, c=c)
+    full = memory_breakdown(**sizes, model=full_model).attention  # full(l) = full · l²
+    lsh = memory_breakdown(**sizes, model=lsh_model).attention  # lsh(l) = lsh · l
+    return lsh / full
