@@ -22,9 +22,13 @@ Conventions, the same for every attention here:
   combined through their logsumexps (eqs. 12–15) and, by default, each logit gets −log N_ij
   (Appendix A) so that a pair seen in several rounds counts once.
 * Integer arguments and flags are checked by :mod:`reformer_lab.validation` (NumPy integers accepted;
-  ``bool`` where an int belongs, or a string where a flag belongs, refused).
+  ``bool`` where an int belongs, or a string where a flag belongs, refused). Queries, keys and values must be
+  floating-point tensors of one dtype and device: an integer tensor or a float32/float64 mix is refused in the
+  forward pass with an error naming the argument (a ``TypeError`` that is also a ``ValueError``).
 
-Logits are computed in at least float32 (half-precision inputs are upcast for the softmax).
+Keys are normalised, and logits and softmax computed, in at least float32 (half-precision inputs are upcast;
+a zero query in float16 gets the key 0, not NaN). Non-finite inputs are not checked, which would synchronise
+the device on every call: a NaN or inf propagates to the rows that see it.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from torch.autograd.function import once_differentiable
 
 from reformer_lab.hashing import check_n_buckets, hash_vectors, random_rotations, rotations_for
 from reformer_lab.lsh_chunks import MASK_VALUE, SELF_PENALTY, Windows, chunk_attention, dense_weights, unit_keys
-from reformer_lab.validation import as_bool, as_int, positive_int
+from reformer_lab.validation import ArgumentTypeError, as_bool, as_float, as_int, positive_int
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -63,6 +67,33 @@ def _logit_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.promote_types(dtype, torch.float32)
 
 
+def _check_tensors(**tensors: Tensor | None) -> None:
+    """Every given tensor is a floating-point tensor with at least 2 dims, all of one dtype and on one device.
+
+    Integer values would be truncated or multiplied by float weights into zeros, and a float32/float64 mix
+    fails only in the backward pass of the recomputing kernels: both are refused here, naming the argument.
+    """
+    given = {name: t for name, t in tensors.items() if t is not None}
+    for name, t in given.items():
+        if not isinstance(t, Tensor):
+            raise ArgumentTypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if not t.is_floating_point():
+            raise ArgumentTypeError(
+                f"{name} must be a floating-point tensor (float16, bfloat16, float32 or float64), got {t.dtype}"
+            )
+        if t.dim() < 2:
+            raise ValueError(f"{name} must have shape [..., L, d] (at least 2 dims), got {tuple(t.shape)}")
+    names = list(given)
+    together = " and ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} and {names[-1]}"
+    ref = given[names[0]]
+    if any(t.dtype != ref.dtype for t in given.values()):
+        listed = ", ".join(f"{n} {t.dtype}" for n, t in given.items())
+        raise ArgumentTypeError(f"{together} must have the same dtype, got {listed}: convert one of them")
+    if any(t.device != ref.device for t in given.values()):
+        listed = ", ".join(f"{n} on {t.device}" for n, t in given.items())
+        raise ValueError(f"{together} must be on the same device, got {listed}")
+
+
 # ----------------------------------------------------------------------------------------------------
 # Full attention and its memory-efficient (chunked, recomputing) twin
 # ----------------------------------------------------------------------------------------------------
@@ -71,10 +102,12 @@ def _logit_dtype(dtype: torch.dtype) -> torch.dtype:
 def _prepare_full(
     q: Tensor, v: Tensor, k: Tensor | None, self_mask: bool | None, scale: float | None
 ) -> tuple[Tensor, bool, float]:
-    """Validate shapes; return the keys, whether to apply the self mask, and the logit scale."""
+    """Validate dtypes and shapes; return the keys, whether to apply the self mask, and the logit scale."""
     self_mask = (k is None) if self_mask is None else as_bool("self_mask", self_mask)  # on by default for shared QK
-    if q.dim() < 2:
-        raise ValueError(f"q must have shape [..., L, d] (at least 2 dims), got {tuple(q.shape)}")
+    scale = None if scale is None else as_float("scale", scale)
+    _check_tensors(q=q, k=k, v=v)
+    if q.shape[-1] == 0:
+        raise ValueError(f"q must have a last dim d >= 1, got shape {tuple(q.shape)}")
     if k is None:
         if v.shape[:-1] != q.shape[:-1]:
             raise ValueError(
@@ -91,12 +124,19 @@ def _prepare_full(
         raise ValueError(
             f"v must have shape [..., L_k, d_v] like k, got k {tuple(k.shape)} and v {tuple(v.shape)}"
         )
+    if k.shape[-2] == 0 and q.shape[-2] > 0:
+        raise ValueError(f"k must hold at least one key position (L_k >= 1) for {q.shape[-2]} queries, "
+                         f"got k {tuple(k.shape)}: attention over no keys is undefined")
     return k, self_mask, q.shape[-1] ** -0.5 if scale is None else scale
 
 
 def _masked_logits(q: Tensor, k: Tensor, scale: float, q_start: int, causal: bool, self_mask: bool) -> Tensor:
-    """Logits of queries at positions q_start, q_start+1, ... against all of ``k``, with masks."""
-    logits = (q @ k.transpose(-1, -2)).to(_logit_dtype(q.dtype)) * scale
+    """Logits of queries at positions q_start, q_start+1, ... against all of ``k``, with masks.
+
+    Computed in at least float32 from upcast ``q`` and ``k``: a float16 product q·k overflows past 65504.
+    """
+    dtype = _logit_dtype(q.dtype)
+    logits = (q.to(dtype) @ k.to(dtype).transpose(-1, -2)) * scale
     if self_mask or causal:
         q_pos = torch.arange(q_start, q_start + q.shape[-2], device=q.device).unsqueeze(-1)
         k_pos = torch.arange(k.shape[-2], device=q.device)
@@ -125,8 +165,14 @@ def full_attention(
     unless ``self_mask=True`` (it then penalises key position == query position).
     ``causal`` masks keys at positions after the query. ``scale`` overrides the logit scale.
     Returns the output ``[..., L, d_v]``, and the weights too with ``return_weights=True``.
+
+    ``q``, ``k`` and ``v`` must be floating-point tensors of one dtype and device (a ``TypeError``, which
+    is also a ``ValueError``, names the argument otherwise); the logits and softmax run in at least
+    float32. An empty query set gives an empty output; keys are needed whenever there are queries.
+    Non-finite inputs are not checked (that would synchronise the device on every call): a NaN or
+    inf propagates to the rows that see it.
     """
-    causal = as_bool("causal", causal)
+    causal, return_weights = as_bool("causal", causal), as_bool("return_weights", return_weights)
     k, self_mask, scale = _prepare_full(q, v, k, self_mask, scale)
     weights = torch.softmax(_masked_logits(q, k, scale, 0, causal, self_mask), dim=-1).to(v.dtype)
     out = weights @ v
@@ -244,6 +290,8 @@ def sort_by_bucket(buckets: Tensor) -> tuple[Tensor, Tensor]:
     ``undo_indices`` is its inverse (the slot of each position), so gathering with one and then the
     other is the identity.
     """
+    if buckets.is_floating_point() or buckets.is_complex() or buckets.dtype == torch.bool:
+        raise ArgumentTypeError(f"buckets must be an integer tensor of bucket ids, got {buckets.dtype}")
     length = buckets.shape[-1]
     positions = torch.arange(length, device=buckets.device)
     sort_indices = torch.argsort(buckets * length + positions, dim=-1)
@@ -271,15 +319,16 @@ def _resolve_chunk_size(length: int, n_buckets: int, chunk_size: int | None) -> 
 
 
 def _check_qk_v(qk: Tensor, v: Tensor) -> None:
-    if qk.dim() < 2:
-        raise ValueError(f"qk must have shape [..., L, d] (at least 2 dims), got {tuple(qk.shape)}")
-    if not qk.is_floating_point():
-        raise ValueError(f"qk must be a floating-point tensor, got {qk.dtype}")
+    _check_tensors(qk=qk, v=v)
     if v.shape[:-1] != qk.shape[:-1]:
         raise ValueError(
             f"qk and v must have the same shape up to the last dim [..., L, :], "
             f"got qk {tuple(qk.shape)} and v {tuple(v.shape)}"
         )
+    if qk.shape[-2] == 0 or qk.shape[-1] == 0:
+        raise ValueError(f"qk must have a sequence length L >= 1 and a dim d >= 1, got shape {tuple(qk.shape)}")
+    if math.prod(qk.shape[:-2]) == 0:
+        raise ValueError(f"qk must hold at least one sequence: its leading dims {tuple(qk.shape[:-2])} are empty")
 
 
 def _check_buckets(buckets: Tensor, qk: Tensor, n_buckets: int, n_hashes: int | None) -> None:
@@ -328,13 +377,15 @@ def lsh_attention(
        over the *set* of visited pairs; ``dedup=False`` counts a pair once per round that visits it
        (the peers' multiset).
 
+    ``qk`` and ``v`` must be floating-point tensors of one dtype with at least one sequence (non-empty
+    leading dims), L >= 1 and d >= 1; anything else is a ``ValueError`` or ``TypeError`` naming the argument.
     Memory is O(n_hashes·L·chunk_size), plus the hash projections ``[..., n_hashes, L, n_buckets/2]``
     held briefly while hashing. Everything is differentiable in ``qk`` and ``v`` (the hashing itself
     is piecewise constant). Returns the output ``[..., L, d_v]``, and an
     :class:`LSHInfo` too with ``return_info=True``.
     """
     _check_qk_v(qk, v)
-    causal, dedup = as_bool("causal", causal), as_bool("dedup", dedup)
+    causal, dedup, return_info = as_bool("causal", causal), as_bool("dedup", dedup), as_bool("return_info", return_info)
     attend_across_buckets = as_bool("attend_across_buckets", attend_across_buckets)
     n_buckets = check_n_buckets(n_buckets)
     if n_hashes is not None:
@@ -407,6 +458,20 @@ def _split_heads(x: Tensor, n_heads: int) -> Tensor:
 def _merge_heads(x: Tensor) -> Tensor:
     """``[..., n_heads, L, d_head]`` → ``[..., L, n_heads·d_head]``."""
     return x.transpose(-2, -3).flatten(-2)
+
+
+def _check_module_input(x: Tensor, d_model: int, weight: Tensor) -> None:
+    """``x`` is ``[..., L, d_model]``, floating-point and, outside autocast, of the parameters' dtype."""
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        what = x.dtype if isinstance(x, Tensor) else type(x).__name__
+        raise ArgumentTypeError(f"x must be a floating-point tensor [..., L, d_model={d_model}], got {what}")
+    if x.dim() < 2 or x.shape[-1] != d_model:
+        raise ValueError(f"x must have shape [..., L, d_model={d_model}], got {tuple(x.shape)}")
+    if x.dtype != weight.dtype and not torch.is_autocast_enabled(x.device.type):
+        raise ArgumentTypeError(
+            f"x has dtype {x.dtype} but the module's parameters are {weight.dtype}: convert one of them "
+            f"(x.to({weight.dtype}) or module.to({x.dtype}))"
+        )
 
 
 def _check_heads(d_model: int, n_heads: int) -> tuple[int, int]:
@@ -486,8 +551,10 @@ class LSHSelfAttention(nn.Module):
         return_info: bool = False,
     ) -> Tensor | tuple[Tensor, LSHInfo]:
         """``x``: ``[..., L, d_model]`` → ``[..., L, d_model]`` (and an :class:`LSHInfo` if asked)."""
-        if x.dim() < 2 or x.shape[-1] != self.d_model:
-            raise ValueError(f"x must have shape [..., L, d_model={self.d_model}], got {tuple(x.shape)}")
+        _check_module_input(x, self.d_model, self.to_v.weight)
+        return_info = as_bool("return_info", return_info)
+        if x.shape[-2] == 0 or math.prod(x.shape[:-2]) == 0:
+            raise ValueError(f"x must hold at least one sequence of length L >= 1, got shape {tuple(x.shape)}")
         chunk, n_buckets = self.chunking(x.shape[-2])
         qk, v = _split_heads(self.to_qk(x), self.n_heads), _split_heads(self.to_v(x), self.n_heads)
         if buckets is None:
@@ -562,8 +629,7 @@ class FullSelfAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``x``: ``[..., L, d_model]`` → ``[..., L, d_model]``."""
-        if x.dim() < 2 or x.shape[-1] != self.d_model:
-            raise ValueError(f"x must have shape [..., L, d_model={self.d_model}], got {tuple(x.shape)}")
+        _check_module_input(x, self.d_model, self.to_v.weight)
         v = _split_heads(self.to_v(x), self.n_heads)
         if self.shared_qk:
             q, k = _split_heads(self.to_qk(x), self.n_heads), None

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from reformer_lab.validation import as_float, as_int, positive_int
+from reformer_lab.validation import ArgumentTypeError, as_float, as_int, positive_int
 
 __all__ = [
     "ENWIK8_SPLITS",
@@ -56,6 +56,21 @@ class Batch:
     inputs: Tensor
     targets: Tensor
     mask: Tensor
+
+    def __post_init__(self) -> None:
+        for name in ("inputs", "targets", "mask"):
+            value = getattr(self, name)
+            if not isinstance(value, Tensor):
+                raise ArgumentTypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+        for name in ("inputs", "targets"):
+            value = getattr(self, name)
+            if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+                raise ArgumentTypeError(f"{name} must be an integer tensor of token ids, got {value.dtype}")
+        if self.mask.dtype != torch.bool:  # a float 0.5 would otherwise count as True
+            raise ArgumentTypeError(f"mask must be a bool tensor (True where a position counts), got {self.mask.dtype}")
+        if not self.inputs.shape == self.targets.shape == self.mask.shape or self.inputs.dim() != 2:
+            raise ValueError(f"inputs, targets and mask must have one shape [batch, length], got "
+                             f"{tuple(self.inputs.shape)}, {tuple(self.targets.shape)} and {tuple(self.mask.shape)}")
 
     def to(self, device: torch.device | str) -> Batch:
         return Batch(self.inputs.to(device), self.targets.to(device), self.mask.to(device))
@@ -153,7 +168,18 @@ class CharVocab:
         return torch.tensor([self.index[c] for c in text], dtype=torch.long)
 
     def decode(self, ids: Tensor | Sequence[int]) -> str:
-        return "".join(self.chars[int(i)] for i in ids)
+        """The text of a 1-D sequence of ids, each an int in [0, len(vocab)) (no negative wrap-around)."""
+        if isinstance(ids, Tensor):
+            if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool or ids.dim() != 1:
+                raise ArgumentTypeError(f"ids must be a 1-D integer tensor, got {ids.dtype} {tuple(ids.shape)}")
+            ids = ids.tolist()
+        size, chars = len(self.chars), []
+        for i in ids:
+            index = as_int("ids entries", i)
+            if not 0 <= index < size:
+                raise ValueError(f"token id {index} is not in the vocabulary: ids must lie in [0, vocab_size={size})")
+            chars.append(self.chars[index])
+        return "".join(chars)
 
 
 def python_docs_text() -> str:
@@ -172,7 +198,10 @@ class CharCorpus:
 
     ``data`` is a 1-D tensor of token ids; ``vocab`` a :class:`CharVocab` (None for byte corpora,
     vocabulary 256). ``seq_len`` is the model's input length; each example is ``seq_len + 1`` tokens
-    (inputs and targets shifted by one), every position counts.
+    (inputs and targets shifted by one), every position counts. A batch draws its window starts
+    uniformly from all ``len − seq_len`` windows of the split, the last one included; a split needs
+    at least ``seq_len + 1`` tokens. ``data`` and ``valid`` must be 1-D integer tensors of ids in
+    [0, vocab_size) (float tensors are refused, not truncated).
     """
 
     def __init__(self, data: Tensor, seq_len: int, *, vocab: CharVocab | None = None, valid_fraction: float = 0.1,
@@ -186,10 +215,19 @@ class CharCorpus:
                 raise ValueError("valid_fraction must be < 1, got 1.0: nothing would be left to train on")
             cut = int(len(data) * (1 - valid_fraction))
             data, valid = data[:cut], data[cut:]
+        limit = 256 if vocab is None else len(vocab)
+        for name, part in (("data", data), ("valid", valid)):
+            if not isinstance(part, Tensor) or part.dim() != 1 or part.is_floating_point() or part.is_complex() \
+                    or part.dtype == torch.bool:
+                what = f"{part.dtype} {tuple(part.shape)}" if isinstance(part, Tensor) else type(part).__name__
+                raise ArgumentTypeError(f"{name} must be a 1-D integer tensor of token ids, got {what}")
+            if len(part) and (int(part.min()) < 0 or int(part.max()) >= limit):
+                bad = int(part.min()) if int(part.min()) < 0 else int(part.max())
+                raise ValueError(f"{name} must hold token ids in [0, vocab_size={limit}), got {bad}")
         self.train, self.valid = data.long(), valid.long()
         for name, part in (("training", self.train), ("validation", self.valid)):
-            if len(part) <= seq_len + 1:
-                raise ValueError(f"the {name} text ({len(part)} tokens) is shorter than seq_len + 2 = {seq_len + 2}")
+            if len(part) < seq_len + 1:  # one example is seq_len + 1 tokens (inputs and the shifted targets)
+                raise ValueError(f"the {name} text ({len(part)} tokens) is shorter than seq_len + 1 = {seq_len + 1}")
 
     @classmethod
     def python_docs(cls, seq_len: int = 256, valid_fraction: float = 0.1) -> CharCorpus:
@@ -203,7 +241,9 @@ class CharCorpus:
         return 256 if self.vocab is None else len(self.vocab)
 
     def _windows(self, data: Tensor, batch_size: int, generator: torch.Generator) -> Batch:
-        starts = torch.randint(0, len(data) - self.seq_len - 1, (batch_size,), generator=generator)
+        # A window is seq_len + 1 tokens, so its start runs over [0, len − seq_len − 1], the last included.
+        batch_size = positive_int("batch_size", batch_size)
+        starts = torch.randint(0, len(data) - self.seq_len, (batch_size,), generator=_generator(generator))
         rows = torch.stack([data[s : s + self.seq_len + 1] for s in starts.tolist()])
         return Batch(rows[:, :-1], rows[:, 1:], torch.ones(batch_size, self.seq_len, dtype=torch.bool))
 

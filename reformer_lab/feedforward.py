@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from reformer_lab.validation import as_float, as_int, one_of, positive_int
+from reformer_lab.validation import ArgumentTypeError, as_float, as_int, one_of, positive_int
 
 __all__ = [
     "ACTIVATIONS",
@@ -94,8 +94,15 @@ class FeedForward(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``x``: ``[..., L, d_model]`` → ``[..., L, d_model]``, each position on its own."""
-        if x.shape[-1] != self.d_model:
+        if not isinstance(x, Tensor) or not x.is_floating_point():
+            what = x.dtype if isinstance(x, Tensor) else type(x).__name__
+            raise ArgumentTypeError(f"x must be a floating-point tensor [..., d_model={self.d_model}], got {what}")
+        if x.dim() == 0 or x.shape[-1] != self.d_model:
             raise ValueError(f"x must have shape [..., d_model={self.d_model}], got {tuple(x.shape)}")
+        weight = self.w_in.weight
+        if x.dtype != weight.dtype and not torch.is_autocast_enabled(x.device.type):
+            raise ArgumentTypeError(f"x has dtype {x.dtype} but the module's parameters are {weight.dtype}: "
+                                    f"convert one of them (x.to({weight.dtype}) or module.to({x.dtype}))")
         return self.w_out(self.dropout(self.activation(self.w_in(self.norm(x)))))
 
 
@@ -115,6 +122,7 @@ def chunk_length(x: Tensor, n_chunks: int, dim: int = -2) -> int:
     n_chunks = positive_int("n_chunks", n_chunks)
     if x.dim() == 0:
         raise ValueError("chunked needs a tensor with at least one dimension")
+    dim = as_int("dim", dim, minimum=-x.dim(), maximum=x.dim() - 1)  # was a bare IndexError
     size = x.shape[dim]
     if size % n_chunks:
         nearby = [n for n in chunk_divisors(size) if n <= 4 * n_chunks][-4:] if size else []
@@ -163,17 +171,35 @@ class ChunkedFeedForward(nn.Module):
 
 
 def _check_loss_inputs(hidden: Tensor, weight: Tensor, bias: Tensor | None, targets: Tensor) -> None:
+    for name, t in (("hidden", hidden), ("weight", weight), ("bias", bias), ("targets", targets)):
+        if t is not None and not isinstance(t, Tensor):
+            raise ArgumentTypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    for name, t in (("hidden", hidden), ("weight", weight), ("bias", bias)):
+        if t is not None and not t.is_floating_point():
+            raise ArgumentTypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
+        if t is not None and t.dtype != hidden.dtype:
+            raise ArgumentTypeError(f"{name} must have hidden's dtype {hidden.dtype}, got {t.dtype}")
     if hidden.dim() < 2:
         raise ValueError(f"hidden must have shape [..., L, d_model], got {tuple(hidden.shape)}")
-    if weight.dim() != 2 or weight.shape[1] != hidden.shape[-1]:
-        raise ValueError(f"weight must have shape [vocab, d_model={hidden.shape[-1]}], got {tuple(weight.shape)}")
+    if weight.dim() != 2 or weight.shape[1] != hidden.shape[-1] or weight.shape[0] == 0:
+        raise ValueError(f"weight must have shape [vocab >= 1, d_model={hidden.shape[-1]}], got {tuple(weight.shape)}")
     if bias is not None and bias.shape != weight.shape[:1]:
         raise ValueError(f"bias must have shape [vocab={weight.shape[0]}], got {tuple(bias.shape)}")
     if targets.shape != hidden.shape[:-1]:
         raise ValueError(f"targets must have shape {tuple(hidden.shape[:-1])} (hidden without its last dim), "
                          f"got {tuple(targets.shape)}")
-    if targets.is_floating_point() or targets.dtype == torch.bool:
-        raise ValueError(f"targets must hold integer class ids, got {targets.dtype}")
+    if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
+        raise ArgumentTypeError(f"targets must hold integer class ids, got {targets.dtype}")
+
+
+def _check_target_range(targets: Tensor, vocab: int, ignore_index: int) -> None:
+    """Every counted target is a class id in [0, vocab) (an out-of-range id would be a device-side assert on CUDA)."""
+    counted = targets != ignore_index
+    bad = counted & ((targets < 0) | (targets >= vocab))
+    if bool(bad.any()):
+        value = int(targets[bad].flatten()[0])
+        raise ValueError(f"targets must be class ids in [0, vocab={vocab}) or ignore_index={ignore_index}, "
+                         f"got {value}")
 
 
 def _chunk_nll(h: Tensor, weight: Tensor, bias: Tensor | None, t: Tensor, ignore_index: int) -> tuple[Tensor, Tensor]:
@@ -198,16 +224,17 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
         count = int((targets != ignore_index).sum()) if mean else 1
         ctx.save_for_backward(hidden, weight, bias, targets, torch.cat(lses, dim=-1))
         ctx.size, ctx.ignore_index, ctx.count = size, ignore_index, count
-        return total / count if count else total * float("nan")
+        return total / count if count else total * float("nan")  # F.cross_entropy's mean over nothing: 0/0
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         hidden, weight, bias, targets, lse = ctx.saved_tensors
-        scale = grad / ctx.count if ctx.count else grad * float("nan")
+        # Nothing counted: F.cross_entropy's gradients are then exactly 0 (not NaN), and so are ours.
+        scale = grad / ctx.count if ctx.count else torch.zeros_like(grad)
         d_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
         d_weight = torch.zeros_like(weight) if ctx.needs_input_grad[1] else None
         d_bias = torch.zeros_like(bias) if bias is not None and ctx.needs_input_grad[2] else None
-        for start in range(0, hidden.shape[-2], ctx.size):
+        for start in range(0, hidden.shape[-2], max(ctx.size, 1)):  # L = 0: no chunk (and no zero step)
             h, t = hidden.narrow(-2, start, ctx.size), targets.narrow(-1, start, ctx.size)
             valid = (t != ctx.ignore_index).unsqueeze(-1)
             # d loss / d logits = softmax − one-hot, per valid position, times the upstream scale
@@ -246,9 +273,16 @@ def chunked_cross_entropy(
     Shapes: ``hidden [..., L, d_model]``, ``weight [vocab, d_model]``, ``bias [vocab]`` or None,
     ``targets [..., L]`` (integer ids; ``ignore_index`` positions do not count). ``n_chunks`` must
     divide L. ``reduction`` is ``"mean"`` (over counted positions) or ``"sum"``.
+
+    Like ``F.cross_entropy``, a mean over no counted position (every target ``ignore_index``) is NaN,
+    0/0, with gradients exactly 0, so one fully masked batch leaves the parameters finite. Float or
+    bool targets, a counted target outside [0, vocab), and tensors of different float dtypes are
+    refused with an error naming the argument.
     """
     _check_loss_inputs(hidden, weight, bias, targets)
     n_chunks, ignore_index = positive_int("n_chunks", n_chunks), as_int("ignore_index", ignore_index)
+    _check_target_range(targets, weight.shape[0], ignore_index)
+    targets = targets.long()  # gather needs int64 ids; any other integer type converts exactly
     chunk_length(hidden, n_chunks, -2)
     one_of("reduction", reduction, ("mean", "sum"))
     return _ChunkedCrossEntropy.apply(hidden, weight, bias, targets, n_chunks, ignore_index, reduction == "mean")

@@ -24,7 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
@@ -36,8 +35,21 @@ NORM_EPS = 1e-12  # F.normalize's: a zero query gets the key 0 rather than NaN
 
 
 def unit_keys(q: Tensor) -> Tensor:
-    """Shared-QK keys k̂ = q/‖q‖ (paper §2, "Shared-QK Transformer")."""
-    return F.normalize(q, dim=-1, eps=NORM_EPS)
+    """Shared-QK keys k̂ = q/‖q‖ (paper §2, "Shared-QK Transformer"), in ``q``'s dtype.
+
+    The norm is taken in at least float32: ``NORM_EPS`` (1e-12) is 0 in float16, where a zero query
+    would otherwise give 0/0 = NaN and, through its key, NaN in every row that sees it. A query whose
+    norm is at most ``NORM_EPS`` (a zero query) gets the key q/NORM_EPS (0 for a zero query), as
+    ``F.normalize`` gives, but as a constant: its direction is undefined, and F.normalize's gradient
+    there, 1/NORM_EPS = 1e12, overflows float16 and swamps any other. The query side q·k̂_j keeps its
+    gradient. The LSH kernel's backward pass (:class:`_ChunkAttention`) follows the same rule.
+    """
+    work = q.to(torch.promote_types(q.dtype, torch.float32))
+    norm = torch.linalg.vector_norm(work, dim=-1, keepdim=True)
+    keys = work / norm.clamp_min(NORM_EPS)
+    if keys.requires_grad:
+        keys = torch.where(norm > NORM_EPS, keys, keys.detach())
+    return keys.to(q.dtype)
 
 
 def _look_back(x: Tensor) -> Tensor:
@@ -180,10 +192,12 @@ class _ChunkAttention(torch.autograd.Function):
                 row -= grad_lse[rows].reshape(row.shape)
             d_s.sub_(row).mul_(p)
             norm = q_g.norm(dim=-1, keepdim=True)
+            unclamped = norm > NORM_EPS  # a (near-)zero query's key is a constant: no gradient through it
             keys = q_g / norm.clamp(min=NORM_EPS)
             d_keys = _chunk_apply_t(d_s, q_g)
-            along = (keys * d_keys).sum(dim=-1, keepdim=True).mul_(norm > NORM_EPS)  # 0 where clamped
-            d_q = _chunk_apply(d_s, keys).add_((d_keys - keys * along).div_(norm.clamp_(min=NORM_EPS)))
+            along = (keys * d_keys).sum(dim=-1, keepdim=True)
+            through_key = (d_keys - keys * along).div_(norm.clamp_(min=NORM_EPS)).mul_(unclamped)
+            d_q = _chunk_apply(d_s, keys).add_(through_key)
             grad_q[rows] = d_q.view_as(grad_q[rows])
         return grad_q, grad_v, None
 

@@ -22,7 +22,7 @@ The duplication task is a language-modelling task (§2.1), so the attention is c
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from reformer_lab.attention import FullSelfAttention, LSHSelfAttention
 from reformer_lab.feedforward import FeedForward, chunked_cross_entropy, dropout_probability
 from reformer_lab.reversible import AttentionBranch, ReversibleBlock, ReversibleSequence
-from reformer_lab.validation import as_bool, as_float, as_int, one_of, positive_int
+from reformer_lab.validation import ArgumentTypeError, as_bool, as_float, as_int, one_of, positive_int
 
 __all__ = ["ATTENTION_KINDS", "POSITIONAL_KINDS", "AxialPositionalEmbedding", "ReformerConfig", "ReformerLM",
            "build_stack"]
@@ -88,8 +88,11 @@ class ReformerConfig:
         for name in ("shared_qk", "causal", "reversible", "attend_across_buckets"):
             checked[name] = as_bool(name, getattr(self, name))
         for name in ("axial_shape", "axial_dims"):
-            if getattr(self, name) is not None:
-                checked[name] = tuple(as_int(f"{name} entries", n) for n in getattr(self, name))
+            value = getattr(self, name)
+            if value is not None:
+                if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+                    raise ArgumentTypeError(f"{name} must be two positive ints, got {value!r} ({type(value).__name__})")
+                checked[name] = tuple(positive_int(f"{name} entries", n) for n in value)
         for name, value in checked.items():
             object.__setattr__(self, name, value)
         one_of("attention", self.attention, ATTENTION_KINDS)
@@ -136,6 +139,14 @@ class ReformerConfig:
         return cls(**data)
 
 
+def _check_ids(name: str, ids: Tensor, vocab_size: int, ignore: int | None = None) -> None:
+    """Every id (but ``ignore``) lies in [0, vocab_size); else a ValueError naming the first bad id."""
+    counted = ids if ignore is None else ids[ids != ignore]
+    bad = (counted < 0) | (counted >= vocab_size)
+    if bool(bad.any()):
+        raise ValueError(f"{name} must be token ids in [0, vocab_size={vocab_size}), got {int(counted[bad][0])}")
+
+
 class AxialPositionalEmbedding(nn.Module):
     """Axial positional embedding (trax ``AxialPositionalEncoding``, HF): **not in the Reformer paper**.
 
@@ -147,11 +158,17 @@ class AxialPositionalEmbedding(nn.Module):
 
     def __init__(self, shape: tuple[int, int], dims: tuple[int, int]) -> None:
         super().__init__()
-        self.shape, self.dims = tuple(shape), tuple(dims)
+        for name, pair in (("shape", shape), ("dims", dims)):
+            if isinstance(pair, str | bytes) or not isinstance(pair, Iterable) or len(tuple(pair)) != 2:
+                raise ArgumentTypeError(f"{name} must be two positive ints, got {pair!r}")
+        shape = tuple(positive_int("shape entries", n) for n in shape)
+        dims = tuple(positive_int("dims entries", n) for n in dims)
+        self.shape, self.dims = shape, dims
         self.rows = nn.Parameter(torch.randn(shape[0], dims[0]) * 0.02)
         self.cols = nn.Parameter(torch.randn(shape[1], dims[1]) * 0.02)
 
     def forward(self, length: int) -> Tensor:
+        length = as_int("length", length, minimum=0, maximum=self.shape[0] * self.shape[1])  # never a short table
         grid = torch.cat([self.rows[:, None, :].expand(-1, self.shape[1], -1),
                           self.cols[None, :, :].expand(self.shape[0], -1, -1)], dim=-1)
         return grid.reshape(-1, sum(self.dims))[:length]
@@ -225,9 +242,14 @@ class ReformerLM(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     def _check_tokens(self, tokens: Tensor) -> None:
+        if not isinstance(tokens, Tensor):
+            raise ArgumentTypeError(f"tokens must be an integer tensor [batch, length], got {type(tokens).__name__}")
         if tokens.dim() != 2 or tokens.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
-            raise ValueError(f"tokens must be an integer tensor [batch, length], got {tuple(tokens.shape)} "
-                             f"{tokens.dtype}")
+            raise ArgumentTypeError(f"tokens must be an integer tensor [batch, length], got {tuple(tokens.shape)} "
+                                    f"{tokens.dtype}")
+        if tokens.numel() == 0:
+            raise ValueError(f"tokens must hold at least one sequence of at least one token, got {tuple(tokens.shape)}")
+        _check_ids("tokens", tokens, self.config.vocab_size)
         length = tokens.shape[1]
         if length > self.config.max_len:
             raise ValueError(f"sequence length {length} exceeds max_len={self.config.max_len}")
@@ -246,6 +268,8 @@ class ReformerLM(nn.Module):
     def forward(self, tokens: Tensor, n_hashes: int | None = None, *, targets: Tensor | None = None,
                 mask: Tensor | None = None) -> Tensor:
         """Logits ``[B, L, vocab]`` for ``tokens [B, L]``; the mean loss instead when ``targets`` is given."""
+        if targets is None and mask is not None:
+            raise ValueError("mask selects the positions of the loss: pass targets with it")
         h = self.hidden(tokens, n_hashes)
         if targets is None:
             return self.head(h)
@@ -260,11 +284,22 @@ class ReformerLM(nn.Module):
         return self(tokens, n_hashes, targets=targets, mask=mask)
 
     def _loss(self, h: Tensor, targets: Tensor, mask: Tensor | None) -> Tensor:
+        if not isinstance(targets, Tensor) or targets.is_floating_point() or targets.is_complex() \
+                or targets.dtype == torch.bool:
+            what = targets.dtype if isinstance(targets, Tensor) else type(targets).__name__
+            raise ArgumentTypeError(f"targets must be an integer tensor of token ids, got {what}")
         if targets.shape != h.shape[:-1]:
             raise ValueError(f"targets must have shape {tuple(h.shape[:-1])}, got {tuple(targets.shape)}")
+        if mask is not None:
+            if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+                what = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
+                raise ArgumentTypeError(f"mask must be a bool tensor (True where a position counts), got {what}")
+            if mask.shape != targets.shape:
+                raise ValueError(f"mask must have the shape of targets {tuple(targets.shape)}, got {tuple(mask.shape)}")
         targets = targets.long()
         if mask is not None:
-            targets = targets.masked_fill(~mask.bool(), -100)
+            targets = targets.masked_fill(~mask, -100)
+        _check_ids("targets", targets, self.config.vocab_size, ignore=-100)
         if self.config.loss_chunks > 1:
             return chunked_cross_entropy(h, self.head.weight, self.head.bias, targets, self.config.loss_chunks)
         return F.cross_entropy(self.head(h).flatten(0, 1), targets.flatten(), ignore_index=-100)
@@ -315,8 +350,18 @@ class ReformerLM(nn.Module):
         """
         n_tokens, temperature = as_int("n_tokens", n_tokens, minimum=0), as_float("temperature", temperature, minimum=0)
         top_k = None if top_k is None else positive_int("top_k", top_k)
+        if top_k is not None and top_k > self.config.vocab_size:
+            raise ValueError(f"top_k must be at most vocab_size={self.config.vocab_size}, got {top_k}")
+        if not isinstance(prompt, Tensor) or prompt.dim() not in (1, 2):
+            raise ValueError(f"prompt must be a tensor of token ids [T] or [B, T], got "
+                             f"{tuple(prompt.shape) if isinstance(prompt, Tensor) else type(prompt).__name__}")
         if prompt.dim() == 1:
             prompt = prompt[None]
+        if prompt.is_floating_point() or prompt.is_complex() or prompt.dtype == torch.bool:
+            raise ArgumentTypeError(f"prompt must be an integer tensor of token ids, got {prompt.dtype}")
+        if prompt.numel() == 0:
+            raise ValueError(f"prompt must hold at least one token per sequence, got {tuple(prompt.shape)}")
+        _check_ids("prompt", prompt, self.config.vocab_size)
         if prompt.shape[1] + n_tokens > self.config.max_len:
             raise ValueError(f"prompt ({prompt.shape[1]}) + n_tokens ({n_tokens}) exceeds "
                              f"max_len={self.config.max_len}")

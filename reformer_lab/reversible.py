@@ -47,9 +47,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from reformer_lab.attention import LSHSelfAttention
+from reformer_lab.attention import LSHSelfAttention, _check_module_input
 from reformer_lab.feedforward import chunk_length, chunked, dropout_probability
-from reformer_lab.validation import as_bool, positive_int
+from reformer_lab.validation import ArgumentTypeError, as_bool, positive_int
 
 __all__ = [
     "STACK_VARIANTS",
@@ -126,6 +126,7 @@ class AttentionBranch(nn.Module):
         return getattr(self.attention, "last_buckets", None)
 
     def forward(self, x: Tensor, buckets: Tensor | None = None) -> Tensor:
+        _check_module_input(x, self.norm.normalized_shape[0], self.norm.weight)  # before LayerNorm's own error
         h = self.norm(x)
         if isinstance(self.attention, LSHSelfAttention):
             out = self._lsh(h, buckets)
@@ -354,6 +355,9 @@ class ReversibleSequence(nn.Module):
         if x1.shape != x2.shape or x1.dim() < 2:
             raise ValueError(f"x1 and x2 must have the same shape [..., L, d_model], got {tuple(x1.shape)} "
                              f"and {tuple(x2.shape)}")
+        if not x1.is_floating_point() or x1.dtype != x2.dtype:
+            raise ArgumentTypeError(f"x1 and x2 must be floating-point tensors of one dtype, got {x1.dtype} "
+                                    f"and {x2.dtype}")
         chunk_length(x1, self.ff_chunks, -2)
         seeds = draw_seeds(len(self.blocks))
         use_reversible = self.reversible if reversible is None else reversible

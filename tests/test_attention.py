@@ -590,3 +590,159 @@ def test_string_flags_are_refused_not_read_as_true(make, name):
     # "False" is a non-empty string, so a plain truth test would have read it as True.
     with pytest.raises(ArgumentTypeError, match=rf"^{name} must be True or False, got "):
         make()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Half precision, dtypes, empty inputs and the exact self penalty
+# ----------------------------------------------------------------------------------------------------
+
+
+def _lsh_full_equivalent(qk, v, **kwargs):
+    """LSH attention with one chunk per round, across buckets: shared-QK full attention exactly."""
+    return lsh_attention(qk, v, n_buckets=2, attend_across_buckets=True, generator=_gen(0), **kwargs)
+
+
+_SHARED_QK = {
+    "full": full_attention,
+    "memory_efficient": lambda q, v, **kw: memory_efficient_attention(q, v, query_chunk_size=3, **kw),
+    "lsh": _lsh_full_equivalent,
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("kind", sorted(_SHARED_QK))
+def test_half_precision_zero_query_gives_finite_output_and_gradients(kind, dtype):
+    # F.normalize's eps (1e-12) is 0 in float16: a zero query gave 0/0 = NaN keys and all-NaN rows. The key is
+    # now normalised in float32, and a zero query's key is a constant 0, so its gradient is finite too.
+    qk, v = _rand(2, 8, 4, dtype=torch.float32).to(dtype), _rand(2, 8, 3, seed=1, dtype=torch.float32).to(dtype)
+    qk[0, 3] = 0.0
+    qk.requires_grad_(), v.requires_grad_()
+    out = _SHARED_QK[kind](qk, v, causal=True)
+    out.float().square().sum().backward()
+    assert out.dtype == dtype
+    assert torch.isfinite(out).all() and torch.isfinite(qk.grad).all() and torch.isfinite(v.grad).all()
+    want = full_attention(qk.detach().double(), v.detach().double(), causal=True)
+    torch.testing.assert_close(out.double(), want, atol=3e-2, rtol=0)  # one half-precision rounding
+
+
+def test_half_precision_zero_input_row_in_the_modules():
+    torch.manual_seed(0)
+    for module in (FullSelfAttention(8, 2), FullSelfAttention(8, 2, memory_efficient=True, query_chunk_size=2)):
+        x = torch.randn(2, 6, 8)
+        x[1, 2] = 0.0  # bias=False: the zero input row projects to a zero query
+        out = module.half()(x.half().requires_grad_())
+        assert torch.isfinite(out).all()
+        torch.testing.assert_close(out.float(), module.float()(x), atol=1e-2, rtol=0)
+
+
+def test_float16_logits_beyond_65504_do_not_overflow():
+    # q·k = 64 · 40 · 40 = 102400 > float16's largest value: the logits are formed in float32.
+    q = torch.full((1, 2, 64), 40.0, dtype=torch.float16)
+    k = torch.full((1, 2, 64), 40.0, dtype=torch.float16)
+    v = torch.tensor([[[1.0], [3.0]]], dtype=torch.float16)
+    for got in (full_attention(q, v, k, scale=1.0), memory_efficient_attention(q, v, k, scale=1.0)):
+        torch.testing.assert_close(got.float(), torch.full((1, 2, 1), 2.0), atol=1e-2, rtol=0)  # was NaN (inf − inf)
+
+
+@pytest.mark.parametrize("integer", [torch.int64, torch.int32, torch.uint8, torch.bool])
+def test_integer_and_bool_values_are_refused_by_name(integer):
+    # full_attention(q, v_int) returned zeros (float weights cast to int) and lsh_attention truncated.
+    q, k = _rand(8, 4), _rand(8, 4, seed=1)
+    bad = torch.ones(8, 4, dtype=integer)
+    calls = {
+        "v": [lambda: full_attention(q, bad), lambda: memory_efficient_attention(q, bad),
+              lambda: full_attention(q, bad, k), lambda: lsh_attention(q, bad, n_buckets=4)],
+        "q": [lambda: full_attention(bad, q), lambda: memory_efficient_attention(bad, q, k)],
+        "k": [lambda: full_attention(q, q, bad), lambda: memory_efficient_attention(q, q, bad)],
+        "qk": [lambda: lsh_attention(bad, q, n_buckets=4)],
+    }
+    for name, makes in calls.items():
+        for make in makes:
+            with pytest.raises(ArgumentTypeError, match=rf"^{name} must be a floating-point tensor .*got {integer}$"):
+                make()
+
+
+def test_mixed_float_dtypes_fail_in_the_forward_pass():
+    # float32 q with float64 v used to run forward and fail only in the recomputing backward pass.
+    q32, q64 = _rand(8, 4, dtype=torch.float32), _rand(8, 4)
+    message = r"must have the same dtype, got .*torch\.float32.*torch\.float64"
+    for make in (
+        lambda: full_attention(q32, q64),
+        lambda: full_attention(q64, q64, q32),
+        lambda: memory_efficient_attention(q32, q64),
+        lambda: memory_efficient_attention(q64, q64, q32),
+        lambda: lsh_attention(q32, q64, n_buckets=4),
+        lambda: full_attention(q32, q32.bfloat16()),
+    ):
+        with pytest.raises(ArgumentTypeError, match=message.replace("float64", "(float64|bfloat16)")):
+            make()
+    module = LSHSelfAttention(16, 2, chunk_size=4)
+    with pytest.raises(ArgumentTypeError, match=r"^x has dtype torch\.float64 but the module's parameters are"):
+        module(_rand(1, 8, 16))
+    with pytest.raises(ArgumentTypeError, match=r"^x must be a floating-point tensor"):
+        FullSelfAttention(16, 2)(torch.ones(1, 8, 16, dtype=torch.long))
+
+
+def test_empty_inputs():
+    # LSH: L = 0 or an empty batch was a ZeroDivisionError or a misleading n_buckets error; now a ValueError.
+    with pytest.raises(ValueError, match=r"^qk must have a sequence length L >= 1 and a dim d >= 1, got shape"):
+        lsh_attention(_rand(2, 0, 4), _rand(2, 0, 4), n_buckets=2, chunk_size=4)
+    with pytest.raises(ValueError, match=r"^qk must hold at least one sequence: its leading dims \(0,\) are empty"):
+        lsh_attention(_rand(0, 8, 4), _rand(0, 8, 4), n_buckets=2, chunk_size=4)
+    with pytest.raises(ValueError, match=r"^qk must have a sequence length L >= 1 and a dim d >= 1"):
+        lsh_attention(_rand(8, 0), _rand(8, 4), n_buckets=2, chunk_size=4)
+    for x in (_rand(1, 0, 16), _rand(0, 8, 16)):
+        with pytest.raises(ValueError, match=r"^x must hold at least one sequence of length L >= 1"):
+            _lsh_module()(x)
+    # Full attention: no queries is an empty result; queries with no keys, or d = 0, are errors.
+    assert full_attention(_rand(2, 0, 4), _rand(2, 0, 3)).shape == (2, 0, 3)
+    assert memory_efficient_attention(_rand(0, 5, 4), _rand(0, 5, 3)).shape == (0, 5, 3)
+    with pytest.raises(ValueError, match=r"^k must hold at least one key position"):
+        full_attention(_rand(3, 4), _rand(0, 2), _rand(0, 4))
+    with pytest.raises(ValueError, match=r"^q must have a last dim d >= 1"):
+        full_attention(_rand(3, 0), _rand(3, 2), _rand(3, 0))  # was a ZeroDivisionError from d ** -0.5
+
+
+def test_scale_and_return_flags_are_checked():
+    q = _rand(8, 4)
+    with pytest.raises(ArgumentTypeError, match=r"^scale must be a finite number, got '1' \(str\)$"):
+        full_attention(q, q, scale="1")
+    with pytest.raises(ValueError, match=r"^scale must be a finite number, got nan$"):
+        memory_efficient_attention(q, q, scale=float("nan"))
+    with pytest.raises(ArgumentTypeError, match=r"^return_weights must be True or False, got 'False'"):
+        full_attention(q, q, return_weights="False")
+    with pytest.raises(ArgumentTypeError, match=r"^return_info must be True or False, got 0"):
+        lsh_attention(q, q, n_buckets=4, return_info=0)
+
+
+def _self_penalty_probe(dtype=F64):
+    """Query 0 of norm 1e5 + 1 along e_0, query 1 a unit vector along e_1; values 1 and 0.
+
+    Shared-QK logits of query 0: its own key q_0·k̂_0 − 1e5 = (1e5 + 1) − 1e5 = 1, the other key q_0·k̂_1 = 0.
+    So out[0] = sigmoid(1) exactly when the penalty is 1e5 (paper eq. 16): 1e3 would give 1, 1e5 + 1 gives 1/2.
+    """
+    qk = torch.zeros(1, 2, 4, dtype=dtype)
+    qk[0, 0, 0], qk[0, 1, 1] = 1e5 + 1, 1.0
+    v = torch.tensor([[[1.0], [0.0]]], dtype=dtype)
+    return qk, v
+
+
+@pytest.mark.parametrize(
+    "attend",
+    [
+        lambda qk, v: full_attention(qk, v),
+        lambda qk, v: full_attention(qk, v, qk / qk.norm(dim=-1, keepdim=True), self_mask=True, scale=1.0),
+        lambda qk, v: memory_efficient_attention(qk, v, query_chunk_size=1),
+        lambda qk, v: lsh_attention(qk, v, n_buckets=2, attend_across_buckets=True, generator=_gen(0)),
+        lambda qk, v: lsh_attention(qk, v, n_buckets=2, n_hashes=2, attend_across_buckets=True, generator=_gen(0)),
+        lambda qk, v: lsh_attention(qk, v, n_buckets=2, buckets=torch.zeros(1, 1, 2, dtype=torch.long)),
+    ],
+    ids=["full", "full-given-k", "memory-efficient", "lsh", "lsh-2-rounds", "lsh-same-bucket"],
+)
+def test_the_self_penalty_is_exactly_1e5(attend):
+    # With query norms near 1 every self logit is ≈ −1e5 or ≈ −1e3 alike, and exp of either is 0: no test saw the
+    # constant. A norm of 1e5 + 1 puts the self logit at 1, beside a logit of 0, where the penalty shows exactly.
+    qk, v = _self_penalty_probe()
+    out = attend(qk, v)
+    assert out[0, 0, 0].item() == pytest.approx(1 / (1 + math.exp(-1)), abs=1e-9)
+    assert out[0, 1, 0].item() == pytest.approx(1.0, abs=1e-12)  # query 1's own logit is 1 − 1e5: all weight on key 0

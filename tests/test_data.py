@@ -153,3 +153,65 @@ def test_python_docs_text_is_the_shipped_fixed_corpus(tmp_path, monkeypatch) -> 
     monkeypatch.setattr(data, "PYTHON_DOCS_PATH", damaged)
     with pytest.raises(ValueError, match="is damaged: its SHA-256 is"):
         python_docs_text()
+
+
+# Off-by-one, silent coercion: the last window, decode's range, integer data and bool masks
+
+
+def test_char_corpus_draws_every_window_the_last_one_included() -> None:
+    # 10 training tokens 0..9 and seq_len 4: windows of 5 tokens start at 0..5. The start range stopped at 4.
+    corpus = CharCorpus(torch.arange(10), 4, valid=torch.arange(5))
+    starts = corpus.train_batch(600, torch.Generator().manual_seed(0)).inputs[:, 0]
+    assert set(starts.tolist()) == {0, 1, 2, 3, 4, 5}
+    last = corpus.train_batch(600, torch.Generator().manual_seed(1))
+    at_end = last.inputs[:, 0] == 5
+    assert at_end.any() and torch.equal(last.targets[at_end][0], torch.tensor([6, 7, 8, 9]))
+    # a split of exactly seq_len + 1 tokens holds one window (it was refused); one token fewer holds none
+    assert torch.equal(corpus.eval_batch(3, torch.Generator().manual_seed(0)).inputs, torch.arange(4).expand(3, 4))
+    with pytest.raises(ValueError, match=r"^the validation text \(4 tokens\) is shorter than seq_len \+ 1 = 5$"):
+        CharCorpus(torch.arange(10), 4, valid=torch.arange(4))
+
+
+def test_char_corpus_refuses_float_data_and_ids_outside_the_vocabulary() -> None:
+    from reformer_lab.validation import ArgumentTypeError
+
+    with pytest.raises(ArgumentTypeError, match=r"^data must be a 1-D integer tensor of token ids, got torch\.float32"):
+        CharCorpus(torch.rand(100) * 50, 4)  # was truncated by .long()
+    with pytest.raises(ArgumentTypeError,
+                       match=r"^valid must be a 1-D integer tensor of token ids, got torch\.int64 \(2, 5\)"):
+        CharCorpus(torch.arange(20), 4, valid=torch.zeros(2, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"^data must hold token ids in \[0, vocab_size=256\), got 300$"):
+        CharCorpus(torch.arange(100) + 201, 4, valid=torch.arange(10))
+    vocab = CharVocab("abc")
+    with pytest.raises(ValueError, match=r"^valid must hold token ids in \[0, vocab_size=3\), got -1$"):
+        CharCorpus(torch.zeros(20, dtype=torch.long), 4, vocab=vocab, valid=torch.tensor([0, 1, 2, 1, 0, -1]))
+
+
+def test_char_vocab_decode_refuses_ids_outside_the_vocabulary() -> None:
+    from reformer_lab.validation import ArgumentTypeError
+
+    vocab = CharVocab("abc")
+    assert vocab.decode(torch.tensor([2, 0, 1])) == vocab.decode([2, 0, 1]) == "cab"
+    for bad in (-1, 3):  # -1 wrapped around to "c"
+        with pytest.raises(ValueError, match=rf"^token id {bad} is not in the vocabulary: ids must lie in "
+                                             rf"\[0, vocab_size=3\)$"):
+            vocab.decode([0, bad])
+        with pytest.raises(ValueError, match=rf"^token id {bad} "):
+            vocab.decode(torch.tensor([0, bad]))
+    with pytest.raises(ArgumentTypeError, match=r"^ids must be a 1-D integer tensor, got torch\.float32"):
+        vocab.decode(torch.tensor([0.0, 1.7]))  # was int(1.7) = 1
+    with pytest.raises(ArgumentTypeError, match=r"^ids entries must be an int, got 1\.7 \(float\)$"):
+        vocab.decode([0, 1.7])
+
+
+def test_batch_masks_must_be_bool_and_ids_integer() -> None:
+    from reformer_lab.data import Batch
+    from reformer_lab.validation import ArgumentTypeError
+
+    ids = torch.zeros(2, 4, dtype=torch.long)
+    with pytest.raises(ArgumentTypeError, match=r"^mask must be a bool tensor .*got torch\.float32$"):
+        Batch(ids, ids, torch.full((2, 4), 0.5))  # 0.5 was taken as True
+    with pytest.raises(ArgumentTypeError, match=r"^targets must be an integer tensor of token ids, got torch\.float32"):
+        Batch(ids, ids.float(), ids > 0)
+    with pytest.raises(ValueError, match=r"^inputs, targets and mask must have one shape"):
+        Batch(ids, ids[:, :3], ids > 0)

@@ -231,3 +231,70 @@ def test_chunked_loss_checks_its_counts() -> None:
         chunked_cross_entropy(hidden, weight, None, targets, 2, reduction="none")
     loss = chunked_cross_entropy(hidden, weight, None, targets, np.int64(2))
     torch.testing.assert_close(loss, F.cross_entropy((hidden @ weight.T).flatten(0, 1), targets.flatten()))
+
+
+# --------------------------------------------------------------------------------------------------
+# A fully ignored batch, non-integer or out-of-range targets, mixed dtypes
+
+
+@pytest.mark.parametrize("n_chunks", [1, 4])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_every_target_ignored_matches_f_cross_entropy(n_chunks: int, reduction: str) -> None:
+    # F.cross_entropy's mean over no counted position is 0/0 = NaN with gradients exactly 0 (its sum is 0). The
+    # chunked loss had NaN gradients there, so one fully masked batch turned every parameter into NaN.
+    hidden, weight, bias, targets = _loss_inputs()
+    targets = torch.full_like(targets, -100)
+    plain = _loss_and_grads(_plain_ce(reduction), hidden, weight, bias, targets)
+    chunk = _loss_and_grads(lambda *a: chunked_cross_entropy(*a, n_chunks, reduction=reduction),
+                            hidden, weight, bias, targets)
+    assert (plain[0].isnan().item(), chunk[0].isnan().item()) == ((reduction == "mean"),) * 2
+    for want, got in zip(plain[1:], chunk[1:], strict=True):
+        assert torch.equal(got, torch.zeros_like(got)) and torch.equal(want, got)
+
+
+def test_a_fully_ignored_batch_leaves_the_parameters_finite_after_a_step() -> None:
+    hidden, weight, bias, targets = _loss_inputs()
+    weight = nn.Parameter(weight.detach().clone())
+    optimizer = torch.optim.Adam([weight], lr=0.1)
+    chunked_cross_entropy(hidden.detach(), weight, None, torch.full_like(targets, -100), 4).backward()
+    optimizer.step()
+    assert torch.isfinite(weight).all()
+
+
+def test_targets_must_be_integer_ids_in_range() -> None:
+    hidden, weight, bias, targets = _loss_inputs()
+    with pytest.raises(ArgumentTypeError, match=r"^targets must hold integer class ids, got torch\.float64$"):
+        chunked_cross_entropy(hidden, weight, bias, targets.double() + 0.7, 2)  # was refused already; still is
+    with pytest.raises(ArgumentTypeError, match=r"^targets must hold integer class ids, got torch\.bool$"):
+        chunked_cross_entropy(hidden, weight, bias, targets > 0, 2)
+    for bad in (VOCAB, -1, -99):
+        wrong = targets.clone()
+        wrong[1, 3] = bad
+        with pytest.raises(ValueError, match=rf"^targets must be class ids in \[0, vocab=50\) or ignore_index=-100, "
+                                             rf"got {bad}$"):
+            chunked_cross_entropy(hidden, weight, bias, wrong, 2)
+    ignored_elsewhere = targets.masked_fill(targets == 0, 7)
+    ignored_elsewhere[0, 0] = -1  # counted when ignore_index is 7... and out of range
+    with pytest.raises(ValueError, match="got -1$"):
+        chunked_cross_entropy(hidden, weight, bias, ignored_elsewhere, 2, ignore_index=7)
+
+
+def test_loss_inputs_of_different_float_dtypes_are_refused() -> None:
+    hidden, weight, bias, targets = _loss_inputs()
+    with pytest.raises(ArgumentTypeError, match=r"^weight must have hidden's dtype torch\.float32, got torch\.float64"):
+        chunked_cross_entropy(hidden.float(), weight, None, targets, 2)
+    with pytest.raises(ArgumentTypeError, match=r"^bias must have hidden's dtype torch\.float64, got torch\.float32$"):
+        chunked_cross_entropy(hidden, weight, bias.float(), targets, 2)
+    with pytest.raises(ArgumentTypeError, match=r"^hidden must be a floating-point tensor, got torch\.int64$"):
+        chunked_cross_entropy(hidden.long(), weight, bias, targets, 2)
+
+
+def test_feedforward_refuses_integer_and_mismatched_inputs() -> None:
+    ff = _ff(torch.float32)
+    message = r"^x must be a floating-point tensor \[\.\.\., d_model=8\], got torch\.int64$"
+    with pytest.raises(ArgumentTypeError, match=message):
+        ff(torch.ones(2, 4, D, dtype=torch.long))
+    with pytest.raises(ArgumentTypeError, match=r"^x has dtype torch\.float64 but the module's parameters are"):
+        ff(torch.ones(2, 4, D, dtype=torch.float64))
+    with pytest.raises(ArgumentTypeError, match=r"^x must be a floating-point tensor"):
+        chunked(ff, torch.ones(2, 4, D, dtype=torch.long), 2)

@@ -213,3 +213,68 @@ def test_rotations_for_draws_what_hash_vectors_uses():
     assert rotations_for(x, 6, rotations=drawn) is drawn
     with pytest.raises(ValueError, match="not both"):
         rotations_for(x, 6, rotations=drawn, generator=_gen(0))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Ties (argmax's first-index rule) and the distribution of orthogonal rotations
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("n_buckets", [2, 4, 16])
+def test_the_zero_vector_hashes_to_bucket_0_like_argmax(dtype, n_buckets):
+    # xR = 0 ties every entry of [xR; -xR]: argmax takes the first, so h(0) = 0 in every round (documented).
+    rotations = random_rotations(8, n_buckets, 5, generator=_gen(0), dtype=dtype)
+    buckets = hash_vectors(torch.zeros(3, 8, dtype=dtype), n_buckets, rotations=rotations)
+    assert torch.equal(buckets, torch.zeros(5, 3, dtype=torch.long))
+
+
+def _concat_argmax(x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+    projected = x.unsqueeze(-3) @ rotations
+    return torch.argmax(torch.cat([projected, -projected], dim=-1), dim=-1)
+
+
+@pytest.mark.parametrize(
+    ("x", "bucket"),
+    [
+        ((1.0, -1.0), 0),  # xR = [1, -1]: [1, -1, -1, 1] ties x·r_0 with -x·r_1; the first (bucket 0) wins
+        ((-1.0, 1.0), 1),  # xR = [-1, 1]: [-1, 1, 1, -1] ties x·r_1 with -x·r_0; bucket 1, not 2
+        ((1.0, 1.0), 0),  # xR = [1, 1]: a tie inside xR; the first column
+        ((-1.0, -1.0), 2),  # xR = [-1, -1]: a tie inside -xR; its first column, bucket 2
+        ((2.0, 0.0), 0),  # no tie
+        ((0.0, -3.0), 3),  # no tie
+    ],
+)
+def test_exact_ties_follow_argmax_first_index_rule(x, bucket):
+    # R = I (d = 2, 4 buckets) makes the projections exactly equal; every tie must go where argmax puts it.
+    rotations = torch.eye(2, dtype=torch.float64).unsqueeze(0)
+    xs = torch.tensor([x], dtype=torch.float64)
+    got = hash_vectors(xs, 4, rotations=rotations)
+    assert got.item() == bucket == _concat_argmax(xs, rotations).item()
+
+
+def test_nan_and_inf_hash_like_argmax_of_the_concatenation():
+    # Not meaningful buckets, but in range and the same as argmax([xR; -xR]) (NaN counts as largest).
+    rotations = random_rotations(4, 8, 3, generator=_gen(1), dtype=torch.float64)
+    x = torch.tensor([[float("nan")] * 4, [float("inf"), 0, 0, 0], [0, float("-inf"), 1, 0], [1, float("nan"), 0, 0]],
+                     dtype=torch.float64)
+    got = hash_vectors(x, 8, rotations=rotations)
+    assert torch.equal(got, _concat_argmax(x, rotations))
+    assert got.min() >= 0 and got.max() < 8
+
+
+def test_orthogonal_rotations_are_uniformly_distributed():
+    # Orthonormality alone does not make the draw uniform (Haar): without the sign fix, QR's Q has a fixed
+    # sign pattern (LAPACK makes R's diagonal negative). 4000 draws of d = 4, 3 columns, fixed seed. For a
+    # uniform draw each column is uniform on the sphere S^3: every entry has mean 0 (standard error
+    # 0.5/√4000 ≈ 0.008; tolerance 0.04), E[r²] = 1/d = 0.25 (standard error ≈ 0.004; tolerance 0.02),
+    # and is positive with probability 1/2 (standard error 0.008; tolerance 0.04). Two distinct entries of
+    # one column are uncorrelated (E[r_0j r_1j] = 0, standard error ≈ 0.004; tolerance 0.02).
+    r = random_rotations(4, 6, 4000, generator=_gen(0), orthogonal=True, dtype=torch.float64)
+    assert r.shape == (4000, 4, 3)
+    assert r.mean(0).abs().max() < 0.04
+    assert (r.square().mean(0) - 0.25).abs().max() < 0.02
+    assert ((r > 0).double().mean(0) - 0.5).abs().max() < 0.04
+    assert (r[:, 0, :] * r[:, 1, :]).mean(0).abs().max() < 0.02
+    # The angle of the first column to the fixed axis e_0: |cos| = |r_00|, uniform on S^3, has
+    # E|r_00| = Γ(d/2) / (√π Γ((d+1)/2)) = 1 / (√π · 3√π/4) = 4/(3π) ≈ 0.424 (standard error ≈ 0.004).
+    assert abs(r[:, 0, 0].abs().mean().item() - 4 / (3 * math.pi)) < 0.02

@@ -180,7 +180,7 @@ def test_config_accepts_numpy_integers_and_stores_plain_values() -> None:
         (dict(causal="False"), r"^causal must be True or False, got 'False' \(str\)$"),
         (dict(reversible=0), r"^reversible must be True or False, got 0 \(int\)$"),
         (dict(dropout="0.1"), r"^dropout must be a finite number in \[0\.0, 1\.0\], got '0\.1' \(str\)$"),
-        (dict(positional="axial", axial_shape=(4.0, 8)), r"^axial_shape entries must be an int, got 4\.0"),
+        (dict(positional="axial", axial_shape=(4.0, 8)), r"^axial_shape entries must be an int >= 1, got 4\.0"),
     ],
 )
 def test_config_refuses_bool_float_and_string_values_by_name(changes: dict, message: str) -> None:
@@ -200,3 +200,100 @@ def test_call_time_arguments_are_checked() -> None:
     with pytest.raises(ValueError, match=r"^top_k must be an int >= 1, got 0$"):
         model.generate(tokens()[:, :4], 1, top_k=0)
     assert model.generate(tokens()[:, :4], 0).shape == (2, 4)
+
+
+# Bad input: ids outside the vocabulary, empty batches, float targets and masks, negative axial sizes
+
+
+def test_token_ids_outside_the_vocabulary_are_a_clear_error() -> None:
+    torch.manual_seed(0)
+    model = ReformerLM(ReformerConfig(**SMALL))
+    for bad in (20, 25, -1):  # 20 was a bare IndexError from the embedding; -1 likewise
+        x = tokens()
+        x[1, 7] = bad
+        with pytest.raises(ValueError, match=rf"^tokens must be token ids in \[0, vocab_size=20\), got {bad}$"):
+            model(x)
+    for empty in (tokens()[:0], tokens()[:, :0]):
+        with pytest.raises(ValueError, match=r"^tokens must hold at least one sequence of at least one token"):
+            model(empty)
+    with pytest.raises(ValueError, match=r"^tokens must be an integer tensor \[batch, length\], got \(2, 32\) torch"):
+        model(tokens().float())
+
+
+def test_loss_refuses_float_targets_float_masks_and_targets_outside_the_vocabulary() -> None:
+    from reformer_lab.validation import ArgumentTypeError
+
+    torch.manual_seed(0)
+    model = ReformerLM(ReformerConfig(**SMALL))
+    x = tokens()
+    with pytest.raises(ArgumentTypeError, match=r"^targets must be an integer tensor of token ids, got torch\.float3"):
+        model.loss(x, x.float() + 0.7)  # was truncated by .long()
+    with pytest.raises(ArgumentTypeError, match=r"^mask must be a bool tensor .*got torch\.float32$"):
+        model.loss(x, x, torch.full((2, 32), 0.5))  # 0.5 was taken as True
+    with pytest.raises(ValueError, match=r"^mask must have the shape of targets \(2, 32\), got \(32,\)$"):
+        model.loss(x, x, torch.ones(32, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"^mask selects the positions of the loss: pass targets with it$"):
+        model(x, mask=torch.ones(2, 32, dtype=torch.bool))
+    wrong = x.clone()
+    wrong[0, 3] = 20
+    with pytest.raises(ValueError, match=r"^targets must be token ids in \[0, vocab_size=20\), got 20$"):
+        model.loss(x, wrong)
+    masked = torch.ones(2, 32, dtype=torch.bool)
+    masked[0, 3] = False
+    assert torch.isfinite(model.loss(x, wrong, masked))  # a masked position may hold anything
+
+
+@pytest.mark.parametrize("loss_chunks", [1, 4])
+def test_a_fully_masked_batch_gives_f_cross_entropy_s_nan_loss_and_zero_gradients(loss_chunks: int) -> None:
+    torch.manual_seed(0)
+    model = ReformerLM(ReformerConfig(**SMALL, loss_chunks=loss_chunks))
+    loss = model.loss(tokens(), tokens(seed=1), torch.zeros(2, 32, dtype=torch.bool))
+    loss.backward()
+    assert loss.isnan()  # 0/0, as F.cross_entropy's mean over nothing
+    assert all(p.grad is None or torch.equal(p.grad, torch.zeros_like(p.grad)) for p in model.parameters())
+
+
+def test_axial_sizes_must_be_positive_pairs() -> None:
+    from reformer_lab.validation import ArgumentTypeError
+
+    with pytest.raises(ValueError, match=r"^axial_shape entries must be an int >= 1, got -4$"):
+        ReformerConfig(**SMALL, positional="axial", axial_shape=(-4, -8))  # product 32 = max_len: was accepted
+    with pytest.raises(ValueError, match=r"^axial_dims entries must be an int >= 1, got 0$"):
+        ReformerConfig(**SMALL, positional="axial", axial_dims=(0, 16))
+    with pytest.raises(ArgumentTypeError, match=r"^axial_shape must be two positive ints, got 32 \(int\)$"):
+        ReformerConfig(**SMALL, positional="axial", axial_shape=32)
+    assert ReformerConfig(**SMALL, positional="axial", axial_shape=[4, 8]).axial_shape == (4, 8)
+
+
+def test_generate_checks_its_prompt_and_top_k() -> None:
+    from reformer_lab.validation import ArgumentTypeError
+
+    torch.manual_seed(0)
+    model = ReformerLM(ReformerConfig(**SMALL))
+    prompt = tokens()[:, :4]
+    with pytest.raises(ArgumentTypeError, match=r"^prompt must be an integer tensor of token ids, got torch\.float32$"):
+        model.generate(prompt.float() + 0.5, 2)  # was truncated by .long()
+    with pytest.raises(ValueError, match=r"^prompt must hold at least one token per sequence"):
+        model.generate(prompt[:, :0], 2)
+    bad = prompt.clone()
+    bad[1, 2] = -3
+    with pytest.raises(ValueError, match=r"^prompt must be token ids in \[0, vocab_size=20\), got -3$"):
+        model.generate(bad, 2)
+    with pytest.raises(ValueError, match=r"^top_k must be at most vocab_size=20, got 21$"):
+        model.generate(prompt, 2, top_k=21)  # was a RuntimeError from topk
+    with pytest.raises(ValueError, match=r"^n_tokens must be an int >= 0, got -1$"):
+        model.generate(prompt, -1)
+    assert model.generate(prompt[0], 3, top_k=20, generator=torch.Generator().manual_seed(0)).shape == (1, 7)
+
+
+def test_axial_embedding_checks_its_sizes() -> None:
+    from reformer_lab.model import AxialPositionalEmbedding
+    from reformer_lab.validation import ArgumentTypeError
+
+    assert AxialPositionalEmbedding((4, 8), (6, 10))(32).shape == (32, 16)
+    with pytest.raises(ValueError, match=r"^shape entries must be an int >= 1, got -4$"):
+        AxialPositionalEmbedding((-4, -8), (8, 8))  # was torch's "negative dimension" error
+    with pytest.raises(ArgumentTypeError, match=r"^dims must be two positive ints, got 16$"):
+        AxialPositionalEmbedding((4, 8), 16)
+    with pytest.raises(ValueError, match=r"^length must be an int in \[0, 32\], got 33$"):
+        AxialPositionalEmbedding((4, 8), (6, 10))(33)  # was 32 rows, silently

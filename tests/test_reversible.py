@@ -270,3 +270,18 @@ def test_arguments_go_through_the_shared_checks() -> None:
         AttentionBranch(FullSelfAttention(D, HEADS), dropout="0.1")
     with pytest.raises(ValueError, match="int attribute d_model"):
         AttentionBranch(nn.Identity())
+
+
+def test_streams_of_different_dtypes_or_integer_streams_are_refused() -> None:
+    # A float32 x1 with a float64 x2 ran until a Linear layer failed with torch's own message; ints likewise.
+    from reformer_lab.validation import ArgumentTypeError
+
+    stack = _stack(1, "full")
+    with pytest.raises(ArgumentTypeError, match=r"^x1 and x2 must be floating-point tensors of one dtype, "
+                                                r"got torch\.float32 and torch\.float64$"):
+        stack(_input().float(), _input())
+    with pytest.raises(ArgumentTypeError, match=r"got torch\.int64 and torch\.int64$"):
+        stack(_input().long())
+    with pytest.raises(ArgumentTypeError, match=r"^x has dtype torch\.float32 but the module's parameters are "
+                                                r"torch\.float64"):
+        stack(_input().float())  # one dtype, but not the stack's
