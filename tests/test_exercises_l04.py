@@ -12,7 +12,7 @@ from reformer_lab.reversible import reversible_stack
 
 
 @pytest.mark.parametrize("check, solution", [
-    (exercises.check_invert_block, l04.invert_block),
+    (exercises.check_invert_swapped_block, l04.invert_swapped_block),
     (exercises.check_reversible_saved_bytes, l04.reversible_saved_bytes),
 ])
 def test_solutions_pass_and_stubs_are_todo(check, solution) -> None:
@@ -25,13 +25,19 @@ def test_solutions_pass_and_stubs_are_todo(check, solution) -> None:
     assert not result.passed and not result.attempted and str(result).startswith("[TODO]")
 
 
-def test_invert_block_solution_inverts_the_packages_block() -> None:
+def test_the_swapped_block_is_the_packages_block_with_streams_and_branches_exchanged() -> None:
+    # y2 = x2 + g(x1), y1 = x1 + f(y2) is ReversibleBlock(g, f) run on (x2, x1): the solution must invert it
     block = reversible_stack(1, 16, 2, 32, attention="full", seed=0).double().blocks[0]
+    f, g = block.g, block.f
     x1, x2 = (torch.randn(1, 8, 16, generator=torch.Generator().manual_seed(i), dtype=torch.float64) for i in (1, 2))
     with torch.no_grad():
-        y1, y2 = block(x1, x2)
-        back = l04.invert_block(block.f, block.g, y1, y2)
+        y2 = x2 + g(x1)
+        y1 = x1 + f(y2)
+        torch.testing.assert_close(block(x2, x1), (y2, y1), atol=0, rtol=0)
+        back = l04.invert_swapped_block(f, g, y1, y2)
+        package = block.inverse(y2, y1)[::-1]
     torch.testing.assert_close(back, (x1, x2), atol=1e-12, rtol=0)
+    torch.testing.assert_close(back, package, atol=0, rtol=0)
 
 
 def test_saved_bytes_solution_matches_the_measurement() -> None:
@@ -41,16 +47,21 @@ def test_saved_bytes_solution_matches_the_measurement() -> None:
         assert l04.reversible_saved_bytes(n, 1, 64, 16, 2, 2) == measured
 
 
+def _eq8(f, g, y1, y2):
+    x2 = y2 - g(y1)
+    return y1 - f(x2), x2
+
+
 @pytest.mark.parametrize("wrong, hint", [
-    (lambda f, g, y1, y2: (y1 - f(y2), y2 - g(y1)), "F was applied to x2"),
-    (lambda f, g, y1, y2: l04.invert_block(f, g, y1, y2)[::-1], "in that order"),
-    (lambda f, g, y1, y2: (y1 - g(y2 - f(y1)), y2 - f(y1)), "undo g on y2 first"),
-    (lambda f, g, y1, y2: (y1 + f(y2 + g(y1)), y2 + g(y1)), "subtracts"),
+    (_eq8, "that is eq. 8"),  # the typical answer: the paper's inverse copied from the lesson
+    (lambda f, g, y1, y2: l04.invert_swapped_block(f, g, y1, y2)[::-1], "in that order"),
+    (lambda f, g, y1, y2: (y1 - f(y2), y2 - g(y1)), "g saw x1"),
+    (lambda f, g, y1, y2: (y1 + f(y2), y2 + g(y1 + f(y2))), "subtracts"),
     (lambda f, g, y1, y2: (y1, y2), "does not reproduce"),
     (lambda f, g, y1, y2: 1 / 0, "ZeroDivisionError"),
 ])
-def test_invert_block_mistakes(wrong, hint) -> None:
-    result = exercises.check_invert_block(wrong)
+def test_invert_swapped_block_mistakes(wrong, hint) -> None:
+    result = exercises.check_invert_swapped_block(wrong)
     assert not result.passed and hint in str(result)
 
 

@@ -1,28 +1,31 @@
-"""Lesson 05's graded checks accept the solutions and name the usual mistakes."""
+"""Lesson 05's graded checks accept the solutions, read an untouched stub as TODO, and name the usual mistakes."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
-import torch
 
 from reformer_lab.lessons.exercises import l05 as exercises
+from reformer_lab.lessons.solutions import l05
+from reformer_lab.measure import feedforward_stats
 
-CHECKS = [exercises.check_chunked_ff, exercises.check_ff_chunk_bytes, exercises.check_reformer_memory]
+CHECKS = [
+    (exercises.check_ff_chunk_bytes, l05.ff_chunk_bytes),
+    (exercises.check_fewest_ff_chunks, l05.fewest_ff_chunks),
+    (exercises.check_reformer_bytes, l05.reformer_bytes),
+]
 
 
-@pytest.mark.parametrize(
-    "wrong, hint",
-    [
-        (lambda ff, x, n: ff(x), "L/n_chunks"),  # right values, but the whole sequence at once
-        (lambda ff, x, n: torch.cat([ff(p) for p in x.split(x.shape[0] // n or 1, 0)], 0), "dim -2"),
-        (lambda ff, x, n: torch.cat([ff(p) for p in reversed(x.split(x.shape[-2] // n, -2))], -2), "in order"),
-        (lambda ff, x, n: ff(x.split(x.shape[-2] // n, -2)[0]), "concatenate"),
-        (lambda ff, x, n: [ff(p) for p in x.split(x.shape[-2] // n, -2)], "return a tensor"),
-    ],
-)
-def test_chunked_ff_names_the_mistake(wrong, hint) -> None:
-    result = exercises.check_chunked_ff(wrong)
-    assert not result.passed and hint in result.message, result.message
+@pytest.mark.parametrize("check, solution", CHECKS)
+def test_solutions_pass_and_stubs_are_todo(check, solution) -> None:
+    assert str(check(solution)).startswith("[PASS]")
+
+    def stub(*args):
+        raise NotImplementedError
+
+    result = check(stub)
+    assert not result.passed and not result.attempted and str(result).startswith("[TODO]")
 
 
 @pytest.mark.parametrize(
@@ -39,34 +42,72 @@ def test_ff_chunk_bytes_names_the_mistake(wrong, hint) -> None:
     assert not result.passed and hint in result.message, result.message
 
 
-def _reformer(b, n, dm, df, h, layers, r, c, *, width=None, attention=None, combine=max, factor=1):
-    width = dm if width is None else width
-    attention = h * n * r * c if attention is None else attention
-    return float(combine(b * n * width, b * attention)) * factor
+def _fewest(b, n, f, budget, *, per_value=4, batch=True, fits=lambda size, budget: size <= budget):
+    sizes = {c: (b if batch else 1) * (n // c) * f * per_value for c in range(1, n + 1) if n % c == 0}
+    return next(c for c, size in sizes.items() if fits(size, budget))
 
 
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (lambda b, n, dm, df, h, ly, r, c: _reformer(b, n, dm, df, h, ly, r, c, factor=ly), "no n_l"),
-        (lambda b, n, dm, df, h, ly, r, c: _reformer(b, n, dm, df, h, ly, r, c, width=df), "b·l·d_model"),
-        (lambda b, n, dm, df, h, ly, r, c: _reformer(b, n, dm, df, h, ly, r, c, attention=h * n * n), "l·n_r·c"),
-        (lambda b, n, dm, df, h, ly, r, c: _reformer(b, n, dm, df, h, ly, r, c, combine=lambda u, v: u + v), "(max)"),
-        (lambda b, n, dm, df, h, ly, r, c: _reformer(b, n, dm, df, h, ly, r, c, attention=h * n * c), "× n_hashes"),
-        (lambda b, n, dm, df, h, ly, r, c: _reformer(b, n, dm, df, h, ly, r, c, attention=n * r * c), "× n_heads"),
+        (lambda b, n, f, budget: math.ceil(4 * b * n * f / budget), "c must divide the length"),  # the typical one
+        (lambda b, n, f, budget: _fewest(b, n, f, budget, fits=lambda s, bu: s < bu), "≤, not <"),
+        (lambda b, n, f, budget: n // _fewest(b, n, f, budget), "return the number of chunks"),
+        (lambda b, n, f, budget: _fewest(b, n, f, budget, per_value=1), "each float32 value takes 4"),
+        (lambda b, n, f, budget: _fewest(b, n, f, budget, batch=False), "× batch"),
     ],
 )
-def test_reformer_memory_names_the_mistake(wrong, hint) -> None:
-    result = exercises.check_reformer_memory(wrong)
+def test_fewest_ff_chunks_names_the_mistake(wrong, hint) -> None:
+    result = exercises.check_fewest_ff_chunks(wrong)
     assert not result.passed and hint in result.message, result.message
 
 
+def test_the_fewest_chunks_bring_the_counted_recomputation_under_the_budget() -> None:
+    # the solution's count against the package's tracker: the reversible backward's FF peak at that count fits a
+    # budget of one chunk plus the d_model-wide rest, and one count fewer does not fit the chunk alone
+    budget = 300_000
+    c = l05.fewest_ff_chunks(1, 256, 1024, budget)
+    assert c == 4 and l05.ff_chunk_bytes(1, 256, 1024, 2) > budget
+    (row,) = feedforward_stats.chunk_memory([c], length=256, d_model=32, d_ff=1024, vocab=64)
+    assert row.ff_recompute_peak >= l05.ff_chunk_bytes(1, 256, 1024, c)
+
+
+def _reformer(b, n, dm, df, h, layers, r, m, *, c=None, width=None, combine=max, factor=1, per_value=4):
+    c = 2 * m if c is None else c
+    width = dm if width is None else width
+    return float(per_value * combine(b * n * width, b * h * n * r * c)) * factor
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda b, n, dm, df, h, ly, r, m: _reformer(b, n, dm, df, h, ly, r, m, c=(4 * m) ** 2), "(4l/n_c)²"),
+        (lambda b, n, dm, df, h, ly, r, m: _reformer(b, n, dm, df, h, ly, r, m, c=m), "one chunk back"),
+        (lambda b, n, dm, df, h, ly, r, m: _reformer(b, n, dm, df, h, ly, r, m, factor=ly), "no n_l"),
+        (lambda b, n, dm, df, h, ly, r, m: _reformer(b, n, dm, df, h, ly, r, m, width=df), "b·l·d_model"),
+        (lambda b, n, dm, df, h, ly, r, m: _reformer(b, n, dm, df, h, ly, r, m, per_value=1), "4 bytes"),
+        (lambda b, n, dm, df, h, ly, r, m: _reformer(b, n, dm, df, h, ly, r, m, combine=lambda u, v: u + v), "(max)"),
+        (lambda b, n, dm, df, h, ly, r, m: _reformer(b, n, dm, df, h, ly, 1, m), "× n_hashes"),
+        (lambda b, n, dm, df, h, ly, r, m: _reformer(b, n, dm, df, 1, ly, r, m), "× n_heads"),
+    ],
+)
+def test_reformer_bytes_names_the_mistake(wrong, hint) -> None:
+    result = exercises.check_reformer_bytes(wrong)
+    assert not result.passed and hint in result.message, result.message
+
+
+def test_reformer_bytes_agrees_with_the_table3_helper() -> None:
+    config = feedforward_stats.Table3Config(length=256, d_model=32, d_ff=1024, n_heads=2, n_layers=4, n_hashes=1,
+                                            chunk_size=32)
+    assert l05.reformer_bytes(1, 256, 32, 1024, 2, 4, 1, 32) == 4 * config.formula("reformer", config.window_c).memory
+
+
 def test_a_wrong_answer_without_a_known_mistake_shows_the_expected_value() -> None:
-    result = exercises.check_reformer_memory(lambda *args: 1.0)
+    result = exercises.check_reformer_bytes(lambda *args: 1.0)
     assert not result.passed and "expected" in result.message
 
 
-@pytest.mark.parametrize("check", CHECKS)
+@pytest.mark.parametrize("check", [check for check, _ in CHECKS])
 def test_a_call_instead_of_a_function_is_a_clear_error(check) -> None:
     with pytest.raises(TypeError, match="pass your function itself"):
         check(3.0)

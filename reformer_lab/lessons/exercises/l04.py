@@ -1,7 +1,8 @@
 """Lesson 04, reversible layers (paper §3, eqs. 7–9, Table 3): the checks of the two exercises.
 
-Recover a reversible block's inputs from its outputs (exercise 1, eq. 8), and count the bytes a reversible
-LSH stack keeps for the backward pass (exercise 2).
+Invert a reversible block the lesson did not show, one that updates its streams in the other order
+(exercise 1, a transfer of eq. 8), and predict the bytes a reversible LSH stack keeps for the backward pass at
+any depth (exercise 2).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from torch import Tensor
 
 from reformer_lab.lessons.exercises import Case, CheckResult, Mistake, first_hint, grade, run_cases, same_tensor
 
-__all__ = ["check_invert_block", "check_reversible_saved_bytes"]
+__all__ = ["check_invert_swapped_block", "check_reversible_saved_bytes"]
 
 Branch = Callable[[Tensor], Tensor]
 
@@ -28,19 +29,26 @@ def _branches(seed: int) -> tuple[Branch, Branch]:
     return (lambda x: torch.tanh(x @ wf)), (lambda x: torch.relu(x @ wg) - 0.5)
 
 
-def _invert(f: Branch, g: Branch, y1: Tensor, y2: Tensor) -> tuple[Tensor, Tensor]:
+def _eq8(f: Branch, g: Branch, y1: Tensor, y2: Tensor) -> tuple[Tensor, Tensor]:
+    """The paper's inverse (eq. 8), right for the paper's block and wrong for the swapped one."""
     x2 = y2 - g(y1)
     return y1 - f(x2), x2
 
 
+def _invert_swapped(f: Branch, g: Branch, y1: Tensor, y2: Tensor) -> tuple[Tensor, Tensor]:
+    x1 = y1 - f(y2)
+    return x1, y2 - g(x1)
+
+
 def _invert_cases() -> list[Case]:
+    """The swapped block: y2 = x2 + g(x1) first, then y1 = x1 + f(y2)."""
     cases = []
     for seed, shape in ((0, (4, 6)), (1, (2, 5, 6)), (2, (1, 6))):
         f, g = _branches(seed)
         data = torch.Generator().manual_seed(100 + seed)
         x1, x2 = (torch.randn(shape, generator=data, dtype=torch.float64) for _ in range(2))
-        y1 = x1 + f(x2)
-        y2 = x2 + g(y1)
+        y2 = x2 + g(x1)
+        y1 = x1 + f(y2)
         cases.append(Case((f, g, y1, y2), (x1, x2), f"y1 of shape {list(shape)}"))
     return cases
 
@@ -55,12 +63,12 @@ def _same_pair(got: Any, want: tuple[Tensor, Tensor]) -> bool:
 
 
 _INVERT_MISTAKES = [
-    Mistake(lambda f, g, y1, y2: _invert(f, g, y1, y2)[::-1], "return (x1, x2) in that order."),
+    Mistake(_eq8, "that is eq. 8, the inverse of the paper's block. This block updated x2 first and x1 last, "
+            "so undo the last update first: x1 = y1 − f(y2) (y2 is known), then x2 = y2 − g(x1)."),
+    Mistake(lambda f, g, y1, y2: _invert_swapped(f, g, y1, y2)[::-1], "return (x1, x2) in that order."),
     Mistake(lambda f, g, y1, y2: (y1 - f(y2), y2 - g(y1)),
-            "F was applied to x2, not y2: recover x2 = y2 − g(y1) first, then x1 = y1 − f(x2)."),
-    Mistake(lambda f, g, y1, y2: (y1 - g(y2 - f(y1)), y2 - f(y1)),
-            "y2 had g (the feed-forward) added, y1 had f: undo g on y2 first, then f on y1."),
-    Mistake(lambda f, g, y1, y2: (y1 + f(y2 + g(y1)), y2 + g(y1)),
+            "g saw x1 in the forward pass, not y1: subtract g of the x1 you have just recovered."),
+    Mistake(lambda f, g, y1, y2: (y1 + f(y2), y2 + g(y1 + f(y2))),
             "the forward pass added f and g; the inverse subtracts them."),
 ]
 
@@ -74,12 +82,15 @@ def _invert_verdict(case: Case, got: Any) -> str | None:
     return "your (x1, x2) does not reproduce the block's inputs (return two tensors; tolerance 1e-10)."
 
 
-def check_invert_block(fn: Callable[[Branch, Branch, Tensor, Tensor], tuple[Tensor, Tensor]]) -> CheckResult:
-    """Exercise 1: ``fn(f, g, y1, y2)`` → ``(x1, x2)``, a block's inputs from its outputs (paper eq. 8).
+def check_invert_swapped_block(fn: Callable[[Branch, Branch, Tensor, Tensor], tuple[Tensor, Tensor]]
+                               ) -> CheckResult:
+    """Exercise 1: ``fn(f, g, y1, y2)`` → ``(x1, x2)`` for a block that updates its streams in the other order
+    than the paper's eq. 7: y2 = x2 + g(x1) first, then y1 = x1 + f(y2).
 
-    The block computed y1 = x1 + f(x2), y2 = x2 + g(y1) (eq. 7); answers must match to 1e-10 (float64).
+    A transfer of eq. 8: undo the last update first. ``f`` and ``g`` are not invertible; answers must match
+    to 1e-10 (float64).
     """
-    return run_cases("Exercise 1 (invert_block)", fn, _invert_cases(), _invert_verdict)
+    return run_cases("Exercise 1 (invert_swapped_block)", fn, _invert_cases(), _invert_verdict)
 
 
 def _saved(n: int, b: int, l_: int, d: int, h: int, r: int, *, outputs: int = 2, layers_out: bool = False,
@@ -91,7 +102,10 @@ def _saved(n: int, b: int, l_: int, d: int, h: int, r: int, *, outputs: int = 2,
 def check_reversible_saved_bytes(fn: Callable[..., float]) -> CheckResult:
     """Exercise 2: ``fn(n_layers, batch, length, d_model, n_heads, n_hashes)`` → the bytes a reversible LSH stack
     keeps for the backward pass (float32, at most 256 buckets): the last block's two outputs, two int64 seeds per
-    block, and every block's buckets as uint8: 2·b·l·d_model·4 + 16·n_l + n_l·b·n_h·n_r·l."""
+    block, and every block's buckets as uint8: 2·b·l·d_model·4 + 16·n_l + n_l·b·n_h·n_r·l.
+
+    The cases are depths and sizes the lesson did not show (up to 24 layers, batch 8); the package's own count
+    agrees (tests/test_exercises_l04.py measures it)."""
     sizes = [(1, 1, 64, 32, 2, 2), (12, 1, 4096, 256, 4, 2), (4, 2, 128, 64, 2, 1), (24, 8, 1024, 512, 8, 4)]
     cases = [Case(args, _saved(*args)) for args in sizes]
     mistakes = [

@@ -1,79 +1,22 @@
 """Lesson 05, chunked feed-forward (paper §3, eq. 10, Table 3): the checks of the three exercises.
 
-Run a position-wise feed-forward a chunk of positions at a time (exercise 1, eq. 10), the bytes of the one
-chunk alive at once (exercise 2), and Table 3's memory entry for the Reformer (exercise 3).
+Predict the bytes of the one feed-forward chunk alive at once (exercise 1), pick the fewest chunks that fit a
+memory budget (exercise 2, a transfer: eq. 10 needs equal chunks), and Table 3's Reformer row in bytes at the
+paper's size, with c counted as the keys a query actually compares (exercise 3).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from typing import Any
 
-import torch
-from torch import Tensor
+from reformer_lab.lessons.exercises import Case, CheckResult, Mistake, grade
 
-from reformer_lab.lessons.exercises import Case, CheckResult, Mistake, grade, run_cases, same_tensor
-
-__all__ = ["check_chunked_ff", "check_ff_chunk_bytes", "check_reformer_memory"]
-
-
-class _Recorder:
-    """A position-wise function (y = tanh(x·w) per position) that records how many positions each call saw."""
-
-    def __init__(self, width: int, seed: int) -> None:
-        self.w = torch.randn(width, 2 * width, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-        self.seen: list[int] = []
-
-    def __call__(self, x: Tensor) -> Tensor:
-        self.seen.append(int(x.shape[-2]))
-        return (x @ self.w).tanh()
-
-
-def _chunked_ff_cases() -> list[Case]:
-    """Fresh recorders each time: a case's ``args`` are ``(ff, x, n_chunks)``."""
-    cases = []
-    for batch, length, width, n_chunks in [(1, 8, 3, 2), (2, 12, 4, 3), (2, 12, 4, 12), (1, 10, 2, 1), (3, 16, 5, 4)]:
-        x = torch.randn(batch, length, width, generator=torch.Generator().manual_seed(length), dtype=torch.float64)
-        ff = _Recorder(width, seed=width)
-        cases.append(Case((ff, x, n_chunks), (x @ ff.w).tanh(), f"(x of shape {list(x.shape)}, n_chunks={n_chunks})"))
-    return cases
-
-
-def _chunked_ff_verdict(case: Case, got: Any) -> str | None:
-    """What is wrong with a chunked feed-forward's answer, in words, or None: shape, calls of ff, values."""
-    ff, x, n_chunks = case.args
-    want, seen, length = case.want, ff.seen, x.shape[-2]
-    if not isinstance(got, Tensor):
-        return f"return a tensor, you returned {type(got).__name__}."
-    if got.shape != want.shape:
-        hint = " Hint: concatenate the chunks along the sequence (dim -2)." if got.shape[-2:] != want.shape[-2:] else ""
-        return f"expected shape {list(want.shape)}, you returned {list(got.shape)}.{hint}"
-    if not seen:
-        return "your function never called ff."
-    size = length // n_chunks
-    if max(seen) > size:
-        return (f"ff saw {max(seen)} positions in one call; eq. 10 runs it on L/n_chunks = {size} at a time. "
-                "Hint: split x along the sequence (dim -2), not the batch or the features.")
-    if sum(seen) != length:
-        return f"ff saw {sum(seen)} positions in all, the sequence has {length}: every position exactly once."
-    if not same_tensor(got, want, atol=1e-12):
-        return ("the values differ from ff(x) (atol 1e-12). Hint: keep the chunks in order when you "
-                "concatenate them (torch.cat along dim -2).")
-    return None
-
-
-def check_chunked_ff(fn: Callable[[Callable[[Tensor], Tensor], Tensor, int], Tensor]) -> CheckResult:
-    """Exercise 1: ``fn(ff, x, n_chunks)`` applies a position-wise ``ff`` to ``x`` of shape ``[batch, L, d]`` in
-    ``n_chunks`` slices along the sequence (paper eq. 10) and concatenates them.
-
-    Checked: the output equals ``ff(x)`` (float64, atol 1e-12), and ``ff`` never saw more than
-    L/n_chunks positions at once (so the d_ff-wide activation is never whole).
-    """
-    return run_cases("Exercise 1 (chunked_ff)", fn, _chunked_ff_cases(), _chunked_ff_verdict)
+__all__ = ["check_fewest_ff_chunks", "check_ff_chunk_bytes", "check_reformer_bytes"]
 
 
 def check_ff_chunk_bytes(fn: Callable[[int, int, int, int], float]) -> CheckResult:
-    """Exercise 2: ``fn(batch, length, d_ff, n_chunks)`` → bytes (float32) of the d_ff-wide feed-forward
+    """Exercise 1: ``fn(batch, length, d_ff, n_chunks)`` → bytes (float32) of the d_ff-wide feed-forward
     activation alive at once when the feed-forward runs ``n_chunks`` chunks (eq. 10)."""
     cases = [Case((1, 256, 1024, 1), 1048576.0), Case((1, 256, 1024, 8), 131072.0),
              Case((8, 4096, 4096, 64), 8388608.0), Case((2, 65536, 4096, 16), 134217728.0)]
@@ -84,31 +27,80 @@ def check_ff_chunk_bytes(fn: Callable[[int, int, int, int], float]) -> CheckResu
         Mistake(lambda b, n, f, c: 4.0 * b * (n // c) * f / c, "divide by n_chunks once: a chunk holds L/n_chunks "
                 "positions, each d_ff wide."),
     ]
-    return grade("Exercise 2 (ff_chunk_bytes)", fn, cases, mistakes)
+    return grade("Exercise 1 (ff_chunk_bytes)", fn, cases, mistakes)
 
 
-def _reformer(b: int, l_: int, d_model: int, d_ff: int, n_h: int, n_l: int, n_r: int, c: int) -> float:
-    return float(max(b * l_ * d_model, b * n_h * l_ * n_r * c))
+def _fewest(batch: int, length: int, d_ff: int, budget: int, *, per_value: int = 4, with_batch: bool = True,
+            strict: bool = False) -> int:
+    """The smallest divisor c of ``length`` whose chunk, b·(length/c)·d_ff·4 bytes, fits in ``budget``."""
+    for c in range(1, length + 1):
+        if length % c:
+            continue
+        size = (batch if with_batch else 1) * (length // c) * d_ff * per_value
+        if size < budget or (size == budget and not strict):
+            return c
+    raise ValueError("no chunk count fits")  # the cases below always fit at c = length
 
 
-def check_reformer_memory(fn: Callable[..., float]) -> CheckResult:
-    """Exercise 3: ``fn(batch, length, d_model, d_ff, n_heads, n_layers, n_hashes, c)`` → Table 3's memory entry
-    for the Reformer row, in elements: max(b·l·d_model, b·n_h·l·n_r·c)."""
-    sizes = [(1, 65536, 1024, 4096, 4, 16, 8, 16384), (8, 1024, 4096, 16384, 1, 12, 1, 16),
-             (2, 256, 32, 1024, 2, 4, 1, 64), (4, 512, 512, 2048, 2, 3, 2, 4)]
-    cases = [Case(args, _reformer(*args)) for args in sizes]
+def check_fewest_ff_chunks(fn: Callable[[int, int, int, int], int]) -> CheckResult:
+    """Exercise 2: ``fn(batch, length, d_ff, budget_bytes)`` → the fewest chunks c (a divisor of ``length``: eq. 10
+    splits into equal chunks, and we do not pad) such that one chunk's d_ff-wide activation, float32, fits in
+    ``budget_bytes`` (≤). Every case fits at c = length."""
+    sizes = [(1, 256, 1024, 2**18), (1, 48, 1024, 40_000), (8, 4096, 4096, 2**30), (2, 65536, 4096, 2**24),
+             (1, 100, 64, 1000)]
+    cases = [Case(args, _fewest(*args)) for args in sizes]
     mistakes = [
-        Mistake(lambda b, l_, dm, df, h, n, r, c: _reformer(b, l_, dm, df, h, n, r, c) * n,
+        Mistake(lambda b, n, f, budget: _fewest(b, n, f, budget, strict=True),
+                "a chunk that fills the budget exactly still fits (≤, not <)."),
+        Mistake(lambda b, n, f, budget: n // _fewest(b, n, f, budget),
+                "that is the positions per chunk, L/c; return the number of chunks c."),
+        Mistake(lambda b, n, f, budget: math.ceil(4 * b * n * f / budget),
+                "eq. 10 needs equal chunks, so c must divide the length: take the smallest divisor of the length "
+                "that is at least the ratio you computed."),
+        Mistake(lambda b, n, f, budget: _fewest(b, n, f, budget, per_value=1),
+                "the budget is in bytes, and each float32 value takes 4."),
+        Mistake(lambda b, n, f, budget: _fewest(b, n, f, budget, with_batch=False),
+                "every sequence of the batch has its own chunk of activations: × batch."),
+    ]
+    return grade("Exercise 2 (fewest_ff_chunks)", fn, cases, mistakes)
+
+
+def _reformer_bytes(b: int, l_: int, d_model: int, d_ff: int, n_h: int, n_l: int, n_r: int, m: int, *,
+                    c: int | None = None, width: int | None = None, layers: int = 1, per_value: int = 4,
+                    combine: Callable[[int, int], int] = max) -> float:
+    c = 2 * m if c is None else c
+    width = d_model if width is None else width
+    return float(per_value * combine(b * l_ * width, b * n_h * l_ * n_r * c) * layers)
+
+
+def check_reformer_bytes(fn: Callable[..., float]) -> CheckResult:
+    """Exercise 3: ``fn(batch, length, d_model, d_ff, n_heads, n_layers, n_hashes, chunk_size)`` → Table 3's
+    memory entry for the Reformer row in bytes (float32), with c = the keys a query compares per round, 2·chunk_size:
+    4·max(b·l·d_model, b·n_h·l·n_r·2·chunk_size)."""
+    # the first case has odd n_heads and n_hashes so that every mistake below gives a different number; the
+    # second is a 64K-token model with the paper's sizes (§5: d_model 1024, d_ff 4096, 8 heads, batch 8,
+    # chunks of 128) and 2 rounds, where the attention term wins; in the third d_model's term wins
+    sizes = [(2, 4096, 64, 2048, 3, 6, 5, 32), (8, 65536, 1024, 4096, 8, 12, 2, 128),
+             (1, 4096, 512, 2048, 2, 6, 1, 64), (2, 256, 32, 1024, 2, 4, 1, 32)]
+    cases = [Case(args, _reformer_bytes(*args)) for args in sizes]
+    mistakes = [
+        Mistake(lambda b, n, dm, df, h, ly, r, m: _reformer_bytes(b, n, dm, df, h, ly, r, m, c=(4 * m) ** 2),
+                "that is Table 3's c = (4l/n_c)² = (4·chunk_size)². A query compares the keys of its own chunk and "
+                "the previous one: c = 2·chunk_size."),
+        Mistake(lambda b, n, dm, df, h, ly, r, m: _reformer_bytes(b, n, dm, df, h, ly, r, m, c=m),
+                "a query also attends one chunk back: 2·chunk_size keys, not chunk_size."),
+        Mistake(lambda b, n, dm, df, h, ly, r, m: _reformer_bytes(b, n, dm, df, h, ly, r, m, layers=ly),
                 "the Reformer is reversible: activations are stored once, not once per layer (no n_l)."),
-        Mistake(lambda b, l_, dm, df, h, n, r, c: float(max(b * l_ * df, b * h * l_ * r * c)),
+        Mistake(lambda b, n, dm, df, h, ly, r, m: _reformer_bytes(b, n, dm, df, h, ly, r, m, width=df),
                 "the Reformer chunks its feed-forward, so b·l·d_ff becomes b·l·d_model."),
-        Mistake(lambda b, l_, dm, df, h, n, r, c: float(max(b * l_ * dm, b * h * l_ * l_)),
-                "LSH attention replaces b·n_h·l² by b·n_h·l·n_r·c."),
-        Mistake(lambda b, l_, dm, df, h, n, r, c: float(b * l_ * dm + b * h * l_ * r * c),
+        Mistake(lambda b, n, dm, df, h, ly, r, m: _reformer_bytes(b, n, dm, df, h, ly, r, m, per_value=1),
+                "that is a count of values; in float32 each takes 4 bytes."),
+        Mistake(lambda b, n, dm, df, h, ly, r, m: _reformer_bytes(b, n, dm, df, h, ly, r, m,
+                                                                  combine=lambda u, v: u + v),
                 "Table 3 takes the larger of the two terms (max), not their sum."),
-        Mistake(lambda b, l_, dm, df, h, n, r, c: float(max(b * l_ * dm, b * h * l_ * c)),
+        Mistake(lambda b, n, dm, df, h, ly, r, m: _reformer_bytes(b, n, dm, df, h, ly, 1, m),
                 "each of the n_r hash rounds forms its own logits: × n_hashes."),
-        Mistake(lambda b, l_, dm, df, h, n, r, c: float(max(b * l_ * dm, b * l_ * r * c)),
+        Mistake(lambda b, n, dm, df, h, ly, r, m: _reformer_bytes(b, n, dm, df, 1, ly, r, m),
                 "every head attends on its own: × n_heads."),
     ]
-    return grade("Exercise 3 (reformer_memory)", fn, cases, mistakes)
+    return grade("Exercise 3 (reformer_bytes)", fn, cases, mistakes)

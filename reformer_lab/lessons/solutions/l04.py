@@ -7,11 +7,12 @@ from collections.abc import Callable
 from torch import Tensor
 
 
-def invert_block(f: Callable[[Tensor], Tensor], g: Callable[[Tensor], Tensor], y1: Tensor, y2: Tensor
-                 ) -> tuple[Tensor, Tensor]:
-    """Eq. 8: undo the last step of eq. 7 first. y2 = x2 + g(y1) gives x2; then y1 = x1 + f(x2) gives x1."""
-    x2 = y2 - g(y1)
-    x1 = y1 - f(x2)
+def invert_swapped_block(f: Callable[[Tensor], Tensor], g: Callable[[Tensor], Tensor], y1: Tensor, y2: Tensor
+                         ) -> tuple[Tensor, Tensor]:
+    """The block computed y2 = x2 + g(x1), then y1 = x1 + f(y2). As in eq. 8, undo the last update first:
+    y2 is known, so y1 = x1 + f(y2) gives x1; then y2 = x2 + g(x1) gives x2."""
+    x1 = y1 - f(y2)
+    x2 = y2 - g(x1)
     return x1, x2
 
 
