@@ -460,7 +460,7 @@ def _merge_heads(x: Tensor) -> Tensor:
     return x.transpose(-2, -3).flatten(-2)
 
 
-def _check_module_input(x: Tensor, d_model: int, weight: Tensor) -> None:
+def check_module_input(x: Tensor, d_model: int, weight: Tensor) -> None:
     """``x`` is ``[..., L, d_model]``, floating-point and, outside autocast, of the parameters' dtype."""
     if not isinstance(x, Tensor) or not x.is_floating_point():
         what = x.dtype if isinstance(x, Tensor) else type(x).__name__
@@ -551,7 +551,7 @@ class LSHSelfAttention(nn.Module):
         return_info: bool = False,
     ) -> Tensor | tuple[Tensor, LSHInfo]:
         """``x``: ``[..., L, d_model]`` → ``[..., L, d_model]`` (and an :class:`LSHInfo` if asked)."""
-        _check_module_input(x, self.d_model, self.to_v.weight)
+        check_module_input(x, self.d_model, self.to_v.weight)
         return_info = as_bool("return_info", return_info)
         if x.shape[-2] == 0 or math.prod(x.shape[:-2]) == 0:
             raise ValueError(f"x must hold at least one sequence of length L >= 1, got shape {tuple(x.shape)}")
@@ -629,7 +629,7 @@ class FullSelfAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``x``: ``[..., L, d_model]`` → ``[..., L, d_model]``."""
-        _check_module_input(x, self.d_model, self.to_v.weight)
+        check_module_input(x, self.d_model, self.to_v.weight)
         v = _split_heads(self.to_v(x), self.n_heads)
         if self.shared_qk:
             q, k = _split_heads(self.to_qk(x), self.n_heads), None

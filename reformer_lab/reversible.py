@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from reformer_lab.attention import LSHSelfAttention, _check_module_input
+from reformer_lab.attention import LSHSelfAttention, check_module_input
 from reformer_lab.feedforward import chunk_length, chunked, dropout_probability
 from reformer_lab.validation import ArgumentTypeError, as_bool, positive_int
 
@@ -126,7 +126,7 @@ class AttentionBranch(nn.Module):
         return getattr(self.attention, "last_buckets", None)
 
     def forward(self, x: Tensor, buckets: Tensor | None = None) -> Tensor:
-        _check_module_input(x, self.norm.normalized_shape[0], self.norm.weight)  # before LayerNorm's own error
+        check_module_input(x, self.norm.normalized_shape[0], self.norm.weight)  # before LayerNorm's own error
         h = self.norm(x)
         if isinstance(self.attention, LSHSelfAttention):
             out = self._lsh(h, buckets)

@@ -7,10 +7,14 @@ and cosine decay is the simple, well-understood choice) on a task that hands out
 Reproducibility and resume. Everything random goes through state the checkpoint keeps: the model,
 the optimiser, the step, the data generator's state, and torch's global RNG state (dropout and LSH's
 random rotations draw from it). Evaluation runs under ``torch.random.fork_rng`` with its own fixed
-seed, so evaluating does not move the training stream. A run interrupted (Ctrl-C, a notebook's
-interrupt, or an exception from ``callback``) between steps saves the last finished step; the next
-call with the same checkpoint path continues from there and ends with the same metrics as a run that
-was never interrupted. SIGINT is deferred to the end of the running step, so no step is half-done.
+seed, so evaluating does not move the training stream. A run stopped by any exception (Ctrl-C, a
+notebook's interrupt, an error in the model, the task or ``callback``) saves the last finished step
+and re-raises; the next call with the same checkpoint path continues from there and ends with the
+same metrics as a run that was never interrupted. SIGINT is deferred to the end of the running step,
+so no step is half-done; an error in the middle of a step is saved as the step before it, with the
+random states of that step's start (the model and optimiser are untouched until the update). Only
+an error inside the optimiser's update itself, which may leave the parameters half-updated, saves
+nothing, and says so in a note on the exception.
 
 Data parallel. Under ``torchrun`` (``torch.distributed`` initialised) the model is wrapped in
 ``DistributedDataParallel``; every process draws the same *global* batch and trains on its share, so
@@ -34,12 +38,13 @@ from typing import Any, Protocol
 
 import torch
 import torch.distributed as dist
-from torch import nn
+from torch import Tensor, nn
 
 from reformer_lab.data import Batch
-from reformer_lab.validation import as_float, as_int, positive_float, positive_int
+from reformer_lab.validation import ArgumentTypeError, as_bool, as_float, as_int, positive_float, positive_int
 
-__all__ = ["TrainConfig", "TrainResult", "Task", "evaluate", "load_checkpoint", "progress_enabled", "train"]
+__all__ = ["CHECKPOINT_KEYS", "CheckpointError", "TrainConfig", "TrainResult", "Task", "evaluate", "load_checkpoint",
+           "progress_enabled", "train"]
 
 
 class Task(Protocol):
@@ -156,12 +161,17 @@ def evaluate(model: nn.Module, task: Task, *, batches: int = 4, batch_size: int 
         for _ in range(batches):
             b = task.eval_batch(batch_size, generator).to(device)
             logits = model(b.inputs, n_hashes)
-            mask = b.mask.bool()
+            if b.mask.dtype != torch.bool:  # a float mask of 0.5 must not count as True
+                raise ArgumentTypeError(f"the task's eval_batch mask must be a bool tensor, got {b.mask.dtype}")
+            mask = b.mask
             total_loss += float(torch.nn.functional.cross_entropy(logits[mask], b.targets[mask], reduction="sum"))
             correct += int((logits.argmax(-1)[mask] == b.targets[mask]).sum())
             count += int(mask.sum())
     model.train(was_training)
-    return {"loss": total_loss / max(count, 1), "accuracy": correct / max(count, 1)}
+    if count == 0:  # was a loss of 0 and an accuracy of 0, which reads as a perfect model
+        raise ValueError(f"the task's evaluation batches count no position (every mask entry False in {batches} "
+                         f"batches of {batch_size}): there is nothing to evaluate")
+    return {"loss": total_loss / count, "accuracy": correct / count}
 
 
 class _DeferredInterrupt:
@@ -200,19 +210,119 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+#: What a checkpoint must hold for :func:`train` to resume from it.
+CHECKPOINT_KEYS = ("model", "optimizer", "step", "rng", "data_rng", "history", "evals")
+#: Besides tensors and dict/list/tuple/set containers, the values ``torch.load(weights_only=True)`` reads back.
+_PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes, torch.Size, torch.device, torch.dtype)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read back (truncated, damaged, not a training checkpoint, or holding objects
+    that ``torch.load(weights_only=True)`` refuses) or written. ``path`` is the file, ``problem`` what is wrong
+    with it; the message adds how to start over (``advice``)."""
+
+    def __init__(self, path: str | Path, problem: str, advice: str = "delete it, or start over without it "
+                 "(train(..., resume=False); python -m reformer_lab.experiments ... --fresh)") -> None:
+        super().__init__(f"{problem}; {advice}" if advice else problem)
+        self.path, self.problem = Path(path), problem
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The checkpoint dict at ``path`` (model, optimizer, step, rng, data_rng, history, evals, configs)."""
+    """The checkpoint dict at ``path`` (model, optimizer, step, rng, data_rng, history, evals, configs).
+
+    Read with ``torch.load(weights_only=True)``: tensors and plain Python values only, so loading a file
+    never runs code from it. A file that cannot be read (a truncated or damaged file, or one that is not a
+    training checkpoint) raises :class:`CheckpointError`, naming the file and how to start over.
+    """
+    import pickle
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    return torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        text = str(error)
+        if "Unsupported global" in text:  # not made by train(): refuse to run code from it
+            reason = next((line.strip() for line in text.splitlines() if "Unsupported global" in line), text)
+            raise CheckpointError(path, f"the checkpoint {path} holds objects other than tensors and plain "
+                                  f"values, which are not loaded (that could run code from the file): "
+                                  f"{reason[:300]}") from error
+        detail = " ".join(line.strip() for line in text.splitlines() if line.strip().startswith("Unsupported"))
+        raise CheckpointError(path, f"the checkpoint {path} cannot be read: it is truncated, damaged or not a "
+                              f"checkpoint (UnpicklingError: {detail[:200] or text[:200]})") from error
+    except Exception as error:  # EOFError, OSError, RuntimeError, KeyError ... : each a truncated or foreign file
+        detail = (str(error).splitlines() or [""])[0][:200]
+        raise CheckpointError(path, f"the checkpoint {path} cannot be read: it is truncated, damaged or not a "
+                              f"checkpoint ({type(error).__name__}: {detail})") from error
+    missing = [key for key in CHECKPOINT_KEYS if key not in state] if isinstance(state, dict) else None
+    if missing is None or missing:
+        what = f"it lacks {', '.join(missing)}" if missing else f"it holds a {type(state).__name__}, not a dict"
+        raise CheckpointError(path, f"{path} is not a training checkpoint ({what})")
+    return state
+
+
+def _plain_problem(value: Any, where: str) -> str | None:
+    """What in ``value`` ``torch.load(weights_only=True)`` would refuse, and where (None: nothing)."""
+    from collections import OrderedDict
+
+    if isinstance(value, Tensor):
+        return None if type(value) in (Tensor, nn.Parameter) else f"{where} is a {type(value).__name__}"
+    if type(value) in _PLAIN_TYPES:
+        return None
+    if type(value) in (dict, OrderedDict):
+        for key, item in value.items():
+            problem = _plain_problem(key, f"a key of {where}") or _plain_problem(item, f"{where}[{key!r}]")
+            if problem:
+                return problem
+        return None
+    if type(value) in (list, tuple, set):
+        return next((p for i, item in enumerate(value) if (p := _plain_problem(item, f"{where}[{i}]"))), None)
+    return f"{where} is a {type(value).__module__}.{type(value).__qualname__}"
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (where directories can be opened: not on Windows)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` to ``path`` atomically: into ``.<name>.<pid>-<random>.tmp`` beside it, flushed and
+    fsynced, then renamed over ``path`` and the directory fsynced. ``path`` always holds a whole checkpoint,
+    the old or the new, even if the process dies mid-write (a stale temporary file may then remain).
+
+    Only tensors and plain values may be saved (what :func:`load_checkpoint` reads back with
+    ``weights_only=True``); anything else raises :class:`CheckpointError` before a byte is written.
+    """
+    problem = _plain_problem(state, "the checkpoint")
+    if problem:
+        raise CheckpointError(path, f"cannot save {path}: {problem}, which torch.load(weights_only=True) refuses",
+                              "a checkpoint holds tensors and plain values (dict, list, tuple, str, int, float, bool, "
+                              "None)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
+    try:
+        with open(tmp, "xb") as file:
+            torch.save(state, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise
+    _fsync_directory(path.parent)
 
 
 @dataclass
@@ -224,6 +334,7 @@ class _Run:
     device: torch.device
     result: TrainResult
     step: int = 0
+    updating: bool = False  # inside optimizer.step(): the parameters may be half-updated
 
     def state(self, config: TrainConfig) -> dict[str, Any]:
         model_config = getattr(self.model, "config", None)
@@ -256,12 +367,32 @@ def _one_step(run: _Run, task: Task, config: TrainConfig) -> float:
     loss.backward()
     if config.grad_clip:
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), config.grad_clip)
+    run.updating = True
     run.optimizer.step()
     value = loss.detach()
     if world > 1:
         dist.all_reduce(value)
         value /= world
     return float(value)
+
+
+def _save_on_error(run: _Run, config: TrainConfig, path: Path, error: BaseException, at_boundary: bool,
+                   step_start: tuple[dict[str, Any], Tensor] | None) -> None:
+    """Save the last finished step after ``error`` stopped the run, and note on ``error`` what was saved."""
+    if not at_boundary and (run.updating or step_start is None):
+        error.add_note(f"reformer_lab.train: nothing saved to {path}: the error came during the optimiser update "
+                       f"of step {run.step + 1}, so the parameters may be half-updated; the last checkpoint stays")
+        return
+    state = run.state(config)
+    if not at_boundary:  # mid-step: the model and optimiser are still step run.step's; roll the RNGs back too
+        state["rng"], state["data_rng"] = step_start  # type: ignore[misc]
+    try:
+        _save(path, state)
+    except Exception as save_error:  # the original error matters more; report this one beside it
+        error.add_note(f"reformer_lab.train: saving step {run.step} to {path} failed too: {save_error!r}")
+        return
+    error.add_note(f"reformer_lab.train: saved the last finished step ({run.step}) to {path}; "
+                   "train(..., checkpoint=that path) resumes from it")
 
 
 def _periodic(step: int, every: int, last: int) -> bool:
@@ -281,10 +412,16 @@ def train(model: nn.Module, task: Task, config: TrainConfig, *, checkpoint: str 
 
     ``model(inputs, targets=..., mask=...)`` must return the mean loss (as
     :class:`~reformer_lab.model.ReformerLM` does). ``checkpoint``: a file written every
-    ``checkpoint_every`` steps, at the end and on interruption; with ``resume=True`` an existing one
-    is loaded first. ``callback(step, record)`` runs after every finished step. The global RNG is
+    ``checkpoint_every`` steps, at the end, and with the last finished step when any exception stops
+    the run (which is then re-raised, with a note saying what was saved); with ``resume=True`` an
+    existing one is loaded first. ``callback(step, record)`` runs after every finished step. The global RNG is
     seeded with ``config.seed`` at the start (dropout and LSH hashing draw from it).
     """
+    if not isinstance(config, TrainConfig):
+        raise ArgumentTypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    resume = as_bool("resume", resume)
+    if progress is not None:
+        progress = as_bool("progress", progress)
     device = torch.device(device)
     rank, world = _distributed()
     model.to(device).train()
@@ -312,13 +449,16 @@ def _loop(run: _Run, task: Task, config: TrainConfig, path: Path | None, show: b
     save = path is not None and rank == 0
     started, at_boundary = time.perf_counter(), True
     eval_size = config.eval_batch_size or config.batch_size
+    step_start: tuple[dict[str, Any], Tensor] | None = None
     with _bar(config, run.step, show) as bar, _DeferredInterrupt().installed() as interrupt:
         try:
             while run.step < config.steps:
-                at_boundary = False
+                if save:  # the random states a half-done step is rolled back to
+                    step_start = (_rng_state(run.device), run.generator.get_state())
+                at_boundary, run.updating = False, False
                 loss = _one_step(run, task, config)
                 run.step += 1
-                at_boundary = True
+                at_boundary, run.updating = True, False
                 record = {"step": run.step, "loss": loss, "lr": config.lr_at(run.step - 1),
                           "seconds": time.perf_counter() - started}
                 if _periodic(run.step, config.log_every, config.steps):
@@ -335,9 +475,9 @@ def _loop(run: _Run, task: Task, config: TrainConfig, path: Path | None, show: b
                     callback(run.step, record)
                 if interrupt.requested:
                     raise KeyboardInterrupt
-        except KeyboardInterrupt:
-            if save and at_boundary:
-                _save(path, run.state(config))  # type: ignore[arg-type]
+        except BaseException as error:  # KeyboardInterrupt included: save the last finished step, then re-raise
+            if save:
+                _save_on_error(run, config, path, error, at_boundary, step_start)  # type: ignore[arg-type]
             raise
     run.result.steps = run.step
     run.result.final = dict(run.result.evals[-1]) if run.result.evals else {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from reformer_lab.measure import bench
@@ -72,3 +74,94 @@ def test_model_benchmark_prints_a_row_per_setting(capsys) -> None:
 def test_model_benchmark_rejects_unknown_settings() -> None:
     with pytest.raises(SystemExit, match="setting of duplication must be one of .*; got 'lsh-3x'"):
         bench.main(["model", "--settings", "lsh-3x"])
+
+
+# Arguments checked before any measurement; a failed measurement fails the command (after writing what it measured)
+
+
+def _never_measure(*args, **kwargs):
+    raise AssertionError("an impossible benchmark was measured")
+
+
+@pytest.mark.parametrize(
+    "flags, match",
+    [
+        (["--d-model", "32", "--heads", "3"], "d_model=32 must be divisible by n_heads=3"),  # was: measured 30
+        (["--lengths", "0"], "--lengths entries must be an int >= 1, got 0"),  # was: ZeroDivisionError
+        (["--tokens", "0"], "--tokens must be an int >= 1, got 0"),  # was: batch 0
+        (["--chunk", "0"], "--chunk must be an int >= 1, got 0"),  # was: ZeroDivisionError
+        (["--repeats", "0"], "--repeats must be an int >= 1, got 0"),  # was: a table note and exit 0
+        (["--heads", "0"], "n_heads must be an int >= 1, got 0"),
+        (["--d-model", "0"], "d_model must be an int >= 1, got 0"),
+        (["--full-cap", "-1"], "--full-cap must be an int >= 0, got -1"),
+        (["--device", "tpu"], "--device must be cpu or cuda, got 'tpu'"),
+        (["--lengths", "100", "--tokens", "200"], "length 100 must be a multiple of --chunk 64"),
+    ],
+)
+def test_impossible_attention_flags_stop_before_measuring(flags, match, monkeypatch) -> None:
+    monkeypatch.setattr(bench, "measure", _never_measure)
+    with pytest.raises(SystemExit, match=match):
+        bench.main(["attention", "--lengths", "128", "--tokens", "256", *flags])
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(d_model=32, n_heads=3), "d_model=32 must be divisible by n_heads=3"),
+        (dict(batch=0), "batch must be an int >= 1, got 0"),
+        (dict(repeats=0), "repeats must be an int >= 1, got 0"),
+        (dict(chunk_size=48), "length 64 must be a multiple of the chunk size 48"),
+        (dict(variant="lsh-9000x"), "variant must be one of"),
+    ],
+)
+def test_attention_settings_are_checked_when_made(kw, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        AttentionSetting(**{"variant": "lsh-2", "length": 64, "batch": 1, **kw})
+    assert AttentionSetting("full", 64, 1, chunk_size=48).chunk_size == 48  # full attention has no chunks
+
+
+def test_an_unwritable_json_stops_before_measuring(tmp_path, monkeypatch) -> None:
+    """Was: found out after the whole benchmark, when the JSON was written."""
+    monkeypatch.setattr(bench, "measure", _never_measure)
+    (tmp_path / "a-file").write_text("")
+    for command in (["attention", "--lengths", "128", "--tokens", "128"], ["model"], ["memory"]):
+        with pytest.raises(SystemExit, match="cannot write .*a-file/r.json"):
+            bench.main([*command, "--json", str(tmp_path / "a-file" / "r.json")])
+
+
+def test_a_failed_measurement_fails_the_command_after_writing_what_was_measured(tmp_path, monkeypatch,
+                                                                                capsys) -> None:
+    """Was: exit 0, the failure hidden in a table note."""
+    def measure(s, timeout=900.0):
+        if s.variant == "full":
+            return Measurement(s, None, None, "time_step raised RuntimeError in the child process: boom")
+        return Measurement(s, 0.5, 2**20)
+
+    monkeypatch.setattr(bench, "measure", measure)
+    path = tmp_path / "out" / "attention.json"
+    argv = ["attention", "--lengths", "128", "--tokens", "128", "--variants", "lsh-2", "full", "--json", str(path)]
+    assert bench.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "1 measurement(s) failed" in err and "full L=128: time_step raised RuntimeError" in err
+    records = json.loads(path.read_text())["results"]
+    assert [r["seconds"] for r in records] == [0.5, None] and not list(path.parent.glob("*.tmp"))
+    monkeypatch.setattr(bench, "measure", lambda s, timeout=900.0: Measurement(s, 0.5, 2**20))
+    assert bench.main(argv) == 0
+    skipped = ["attention", "--lengths", "128", "--tokens", "128", "--variants", "full", "--full-cap", "64"]
+    assert bench.main(skipped) == 0  # a skip asked for is not a failure
+
+
+def test_a_failed_model_measurement_fails_the_command(tmp_path, monkeypatch, capsys) -> None:
+    from reformer_lab.measure import experiments
+
+    def measure_model_step(config, batch_size, repeats, device):
+        if config.attention == "full":
+            raise RuntimeError("the child process died without reporting (SIGKILL)")
+        return {"seconds": 0.25, "peak_rss_bytes": 2.0**20}
+
+    monkeypatch.setattr(experiments, "measure_model_step", measure_model_step)
+    path = tmp_path / "model.json"
+    assert bench.main(["model", "--scale", "tiny", "--settings", "full", "lsh-2", "--json", str(path)]) == 1
+    assert "full: the child process died" in capsys.readouterr().err
+    rows = json.loads(path.read_text())["results"]
+    assert rows[0]["seconds"] is None and rows[1]["seconds"] == 0.25

@@ -169,3 +169,34 @@ def test_measure_runs_in_a_fresh_process_and_reports_rss() -> None:
     assert m.saved_peak and m.saved_peak > 0 and m.peak_bytes is not None and m.note == ""
     seconds = bench.measure_seconds([MemorySetting(v, n_layers=1, **TINY) for v in ("ordinary", "reversible+chunked")])
     assert set(seconds) == {"ordinary", "reversible+chunked"} and min(seconds.values()) > 0
+
+
+def test_a_failed_measurement_fails_the_command_after_writing_what_was_measured(tmp_path: Path, monkeypatch,
+                                                                                capsys) -> None:
+    """Was: exit 0 with the failure only in a table note."""
+    def fake_seconds(group, fresh_process: bool = True):
+        return {s.variant: 1.0 for s in group}
+
+    def fake_memory(s: MemorySetting, fresh_process: bool = True) -> MemoryMeasurement:
+        if s.variant == "reversible":
+            return MemoryMeasurement(s, None, None, None, None, "memory_step raised RuntimeError: out of memory")
+        return MemoryMeasurement(s, None, 10, 20, 30)
+
+    monkeypatch.setattr(bench, "measure_seconds", fake_seconds)
+    monkeypatch.setattr(bench, "measure_memory", fake_memory)
+    path = tmp_path / "memory.json"
+    assert bench.main(["memory", "--layers", "1", *TINY_FLAGS, "--json", str(path)]) == 1
+    assert "n_l=1 reversible: memory_step raised RuntimeError" in capsys.readouterr().err
+    notes = [r["note"] for r in json.loads(path.read_text())["results"]]
+    assert notes == ["", "memory_step raised RuntimeError: out of memory", ""]
+    monkeypatch.setattr(bench, "measure_memory", lambda s, fresh_process=True: MemoryMeasurement(s, None, 10, 20, 30))
+    assert bench.main(["memory", "--layers", "1", *TINY_FLAGS, "--json", str(path)]) == 0
+
+
+def test_the_device_and_the_json_are_checked_before_measuring(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(bench, "run_memory", lambda *a, **k: pytest.fail("measured"))
+    with pytest.raises(SystemExit, match="--device must be cpu or cuda, got 'tpu'"):
+        bench.main(["memory", *TINY_FLAGS, "--device", "tpu"])
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(SystemExit, match="cannot write"):
+        bench.main(["memory", *TINY_FLAGS, "--json", str(tmp_path / "a-file" / "m.json")])

@@ -86,3 +86,26 @@ def test_the_committed_lesson_runs_load(setting) -> None:
     assert rep.weights_path(setting).stat().st_size < 1_500_000
     model = rep.load_lesson_model(setting)
     assert model.config.attention == ("full" if setting == "full" else "lsh")
+
+
+class _RunsCode:
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_weights_files_are_read_with_weights_only(tiny_run, tmp_path) -> None:
+    """The committed lesson weights are plain state dicts, read with weights_only=True: a file with code is refused."""
+    import json
+    import pickle
+
+    directory, record = tiny_run
+    (tmp_path / "lsh-2-tiny.json").write_text(json.dumps(record))
+    marker = tmp_path / "code-ran"
+    torch.save({"hostile": _RunsCode(marker)}, rep.weights_path("lsh-2", tmp_path, "tiny"))
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        rep.load_lesson_model("lsh-2", tmp_path, "tiny")
+    assert not marker.exists()
+    assert torch.load(rep.weights_path("full"), weights_only=True)  # a committed file: tensors only

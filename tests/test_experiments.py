@@ -6,12 +6,15 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import torch
 
+from reformer_lab.measure import experiments, files
 from reformer_lab.measure.experiments import EVAL_COLUMNS, load_model, main, measure_model_step, spec_for
+from reformer_lab.train import CheckpointError
 
 
 @pytest.fixture(autouse=True)
@@ -24,6 +27,10 @@ def one_thread():
 
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _no_training(*args, **kwargs):
+    raise AssertionError("the run was expected to be refused before training")
 
 
 def test_unknown_experiment_name_fails_at_start(capsys: pytest.CaptureFixture[str]) -> None:
@@ -43,10 +50,18 @@ def test_unknown_experiment_name_fails_at_start(capsys: pytest.CaptureFixture[st
         (["duplication", "--setting", "lsh-2", "--scale", "tiny", "--length", "36"], "multiple of chunk_size"),
         (["charlm", "--scale", "tiny", "--data", "/nonexistent/enwik8"], "enwik8 file not found"),
         (["duplication", "--scale", "tiny", "--device", "tpu"], "--device must be cpu or cuda"),
+        # would train every step, then fail to make the Table 2 row (LSH needs a multiple of the chunk, 8)
+        (["duplication", "--setting", "full", "--scale", "tiny", "--length", "20"],
+         "fail to make its Table 2 row at length 20: evaluating with lsh-8 attention fails: max_len=20 must be a "
+         "multiple of chunk_size=8"),
+        (["duplication", "--scale", "tiny", "--length", "21"], "must be even, got 21"),  # was silently 20
+        (["charlm", "--scale", "tiny", "--length", "0"], "length must be an int >= 2, got 0"),  # was the default
+        (["duplication", "--scale", "tiny", "--steps", "0"], "steps must be an int >= 1, got 0"),
     ],
 )
 def test_impossible_runs_fail_at_start(argv: list[str], message: str, tmp_path: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+                                       capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(experiments, "train", _no_training)
     with pytest.raises(SystemExit) as exit_info:
         main([*argv, "--out", str(tmp_path / "r.json")])
     assert exit_info.value.code == 2
@@ -125,3 +140,148 @@ def test_charlm_runs_offline_on_the_python_docs(tmp_path: Path) -> None:
     assert record["config"]["model"]["vocab_size"] > 50 and record["final"]["step"] == 2 and "table2" not in record
     paper = spec_for("charlm", "lsh-2", "paper")
     assert (paper.model.n_layers, paper.model.d_model, paper.model.d_ff, paper.model.n_heads) == (3, 1024, 4096, 8)
+
+
+# Resume, checkpoints, output files: nothing lost, nothing run that should not be
+
+
+def _tiny(out: Path, *extra: str) -> list[str]:
+    return ["duplication", "--scale", "tiny", "--steps", "2", "--out", str(out), "--no-progress", *extra]
+
+
+def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_resume_refuses_another_runs_checkpoint_and_lists_every_difference(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Was: --setting lsh-2 on a full run's --out resumed it; its record said lsh-2 over full attention's weights."""
+    out = tmp_path / "run.json"
+    assert main(_tiny(out, "--setting", "full")) == 0
+    saved = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    err = _refused(_tiny(out, "--setting", "lsh-2"), capsys)
+    assert f"cannot resume from {out.with_suffix('.pt')}" in err
+    for line in ("setting: checkpoint 'full', this run 'lsh-2'", "model.attention: checkpoint 'full', this run 'lsh'",
+                 "model.n_hashes: checkpoint 1, this run 2", "--fresh"):
+        assert line in err, line
+    # the training config too: every field (RESUMABLE_TRAIN_FIELDS is empty), each with both values
+    err = _refused(["duplication", "--setting", "full", "--scale", "tiny", "--steps", "3", "--seed", "1",
+                    "--batch-size", "4", "--out", str(out)], capsys)
+    for line in ("train.steps: checkpoint 2, this run 3", "train.seed: checkpoint 0, this run 1",
+                 "train.batch_size: checkpoint 8, this run 4"):
+        assert line in err, line
+    assert "model." not in err and experiments.RESUMABLE_TRAIN_FIELDS == ()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == saved  # nothing touched
+    # --fresh discards it: the record, the checkpoint and the run file are all lsh-2's
+    assert main(_tiny(out, "--setting", "lsh-2", "--fresh")) == 0
+    assert json.loads(out.read_text())["setting"] == "lsh-2" and load_model(out.with_suffix(".pt")).config.n_hashes == 2
+    assert json.loads(experiments.run_file_for(out).read_text())["setting"] == "lsh-2"
+    assert main(_tiny(out, "--setting", "lsh-2")) == 0  # and the same command resumes it
+    assert json.loads(out.read_text())["resumed_from"] == 2
+
+
+def test_resume_conflicts_cover_experiment_task_and_data() -> None:
+    spec = spec_for("duplication", "lsh-2", "tiny")
+    identity = {"experiment": "duplication", "setting": "lsh-2", "scale": "tiny", "task": spec.task, "data": None}
+    state = {"model_config": spec.model.to_dict(), "train_config": asdict(spec.train)}
+    assert experiments.resume_conflicts(state, {**identity, "checkpoint": "x.pt"}, identity, spec) == []
+    assert experiments.resume_conflicts(state, None, identity, spec) == []  # no run file: the configs decide
+    other = {**identity, "experiment": "charlm", "task": {"w_len": 9, "n_symbols": 15}, "data": "/data/enwik8"}
+    assert experiments.resume_conflicts(state, other, identity, spec) == [
+        "experiment: checkpoint 'charlm', this run 'duplication'", "data: checkpoint '/data/enwik8', this run None",
+        "task.w_len: checkpoint 9, this run 15"]
+    full = {**state, "model_config": {**state["model_config"], "attention": "full", "n_hashes": 1}}
+    assert experiments.resume_conflicts(full, None, identity, spec)[0] == "setting: checkpoint 'full', this run 'lsh-2'"
+    assert experiments.resume_conflicts({}, None, identity, spec) == [
+        "model: the checkpoint records no model config", "train: the checkpoint records no train config"]
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
+def test_a_damaged_checkpoint_is_a_clear_error_naming_the_file_and_fresh(
+        damage: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Was: an OSError/EOFError/RuntimeError from torch.load naming neither the file nor --fresh."""
+    out = tmp_path / "run.json"
+    assert main(_tiny(out, "--setting", "lsh-2")) == 0
+    checkpoint = out.with_suffix(".pt")
+    data = checkpoint.read_bytes()
+    checkpoint.write_bytes({"empty": b"", "truncated": data[: len(data) // 2], "garbage": b"not a checkpoint" * 9}
+                           [damage])
+    err = _refused(_tiny(out, "--setting", "lsh-2"), capsys)
+    assert f"cannot resume: the checkpoint {checkpoint} cannot be read: it is truncated, damaged" in err
+    assert "rerun with --fresh" in err
+    assert main(_tiny(out, "--setting", "lsh-2", "--fresh")) == 0
+
+
+class _RunsCode:
+    """Unpickling this creates ``marker``: what torch.load(weights_only=False) would do with a hostile file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_the_runner_never_runs_code_from_a_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Was: torch.load(weights_only=False) on <out>.pt, which the runner loads by itself."""
+    out, marker = tmp_path / "run.json", tmp_path / "code-ran"
+    torch.save({"model": {}, "step": 1, "hostile": _RunsCode(marker)}, out.with_suffix(".pt"))
+    err = _refused(_tiny(out, "--setting", "lsh-2"), capsys)
+    assert "holds objects other than tensors and plain values" in err and "--fresh" in err
+    with pytest.raises(CheckpointError, match="holds objects other than tensors"):
+        load_model(out.with_suffix(".pt"))
+    assert not marker.exists()
+
+
+def test_the_output_is_checked_before_training(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Was: an unwritable --out failed at the first checkpoint, or after the whole run."""
+    monkeypatch.setattr(experiments, "train", _no_training)
+    (tmp_path / "a-file").write_text("")
+    err = _refused(_tiny(tmp_path / "a-file" / "run.json", "--setting", "full"), capsys)
+    assert f"cannot write {tmp_path / 'a-file' / 'run.json'}" in err
+    (tmp_path / "a-dir.json").mkdir()
+    assert "it is a directory" in _refused(_tiny(tmp_path / "a-dir.json", "--setting", "full"), capsys)
+    assert "would share its name with the checkpoint" in _refused(_tiny(tmp_path / "x.pt"), capsys)
+
+
+def test_results_are_written_atomically_and_stale_temporaries_cleared(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Was: out.write_text, in place: a kill mid-write left a truncated record."""
+    out = tmp_path / "run.json"
+    stale = [tmp_path / ".run.json.123-dead.tmp", tmp_path / ".run.pt.123-dead.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+
+    def in_place(*args, **kwargs):
+        raise AssertionError("a result file was written in place")
+
+    monkeypatch.setattr(Path, "write_text", in_place)
+    monkeypatch.setattr(Path, "write_bytes", in_place)
+    assert main(_tiny(out, "--setting", "full")) == 0
+    assert json.loads(out.read_text())["final"]["step"] == 2
+    assert not any(path.exists() for path in stale) and not list(tmp_path.glob("*.tmp"))
+
+
+def test_write_json_atomic_fsyncs_and_keeps_the_old_file_when_a_write_fails(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "r.json"
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    files.write_json_atomic(path, {"a": 1})
+    assert json.loads(path.read_text()) == {"a": 1} and len(synced) == 2  # the file, then the directory
+    with pytest.raises(TypeError):  # encoded before anything is written
+        files.write_json_atomic(path, {"a": object()})
+
+    def no_rename(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", no_rename)
+    with pytest.raises(OSError, match="disk full"):
+        files.write_json_atomic(path, {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 1} and [p.name for p in tmp_path.iterdir()] == ["r.json"]

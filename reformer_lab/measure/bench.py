@@ -20,12 +20,16 @@ feed-forward (paper §3, Table 3), and counts the bytes autograd saves for the b
 (:func:`reformer_lab.measure.memory.step_memory`), one fresh process per setting. The three ways run the
 same blocks and weights, so their step times are taken in one fresh process per depth, the variants
 taking turns: the time ratios then compare steps taken side by side.
+
+Every argument is checked before the first measurement (:mod:`reformer_lab.validation`), and so is the
+``--json`` file's directory (created, and written to); the JSON is written atomically
+(:mod:`reformer_lab.measure.files`). A measurement that fails is shown in the table with its message and,
+after everything else was measured and written, makes the command exit with status 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import subprocess
@@ -41,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from reformer_lab.measure.feedforward_stats import table3_bytes
+from reformer_lab.measure.files import check_writable, write_json_atomic
 from reformer_lab.measure.memory import (
     format_bytes,
     peak_rss_bytes,
@@ -52,7 +57,7 @@ from reformer_lab.measure.memory import (
 from reformer_lab.measure.stacks import MeasuredStack
 from reformer_lab.model import ReformerConfig
 from reformer_lab.reversible import STACK_VARIANTS, ReversibleSequence
-from reformer_lab.validation import one_of, positive_int
+from reformer_lab.validation import as_int, one_of, positive_int
 
 ATTENTION_VARIANTS = ("lsh-1", "lsh-2", "lsh-4", "lsh-8", "full", "memory-efficient", "sdpa")
 PEER_VARIANTS = ("ours-module", "reformer-pytorch", "hf-transformers")
@@ -71,6 +76,16 @@ class AttentionSetting:
     repeats: int = 3
     device: str = "cpu"
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        one_of("variant", self.variant, ATTENTION_VARIANTS + PEER_VARIANTS)
+        for name in ("length", "batch", "d_model", "n_heads", "chunk_size", "repeats"):
+            object.__setattr__(self, name, positive_int(name, getattr(self, name)))
+        object.__setattr__(self, "seed", as_int("seed", self.seed))
+        if self.d_model % self.n_heads:  # was measured at n_heads · (d_model // n_heads) and reported as d_model
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        if (self.variant.startswith("lsh-") or self.variant in PEER_VARIANTS) and self.length % self.chunk_size:
+            raise ValueError(f"length {self.length} must be a multiple of the chunk size {self.chunk_size}")
 
 
 @dataclass(frozen=True)
@@ -173,15 +188,20 @@ def measure(s: AttentionSetting, timeout: float = 900.0) -> Measurement:
 
 
 def _settings(args: argparse.Namespace, variants: Sequence[str]) -> list[AttentionSetting]:
+    """Every setting of the attention benchmark; an impossible argument stops here, before any measurement."""
     settings = []
-    for length in args.lengths:
-        if args.tokens % length:
-            raise SystemExit(f"--tokens {args.tokens} must be a multiple of every length (got {length})")
-        if length % args.chunk:
-            raise SystemExit(f"length {length} must be a multiple of --chunk {args.chunk}")
-        for variant in variants:
-            settings.append(AttentionSetting(variant, length, args.tokens // length, args.d_model, args.heads,
-                                             args.chunk, args.repeats, args.device))
+    try:
+        tokens, chunk = positive_int("--tokens", args.tokens), positive_int("--chunk", args.chunk)
+        as_int("--full-cap", args.full_cap, minimum=0)
+        for length in args.lengths:
+            if tokens % positive_int("--lengths entries", length):
+                raise ValueError(f"--tokens {tokens} must be a multiple of every length (got {length})")
+            if length % chunk:
+                raise ValueError(f"length {length} must be a multiple of --chunk {chunk}")
+            settings += [AttentionSetting(variant, length, tokens // length, args.d_model, args.heads, chunk,
+                                          args.repeats, args.device) for variant in variants]
+    except ValueError as error:
+        raise SystemExit(f"python -m reformer_lab.bench attention: {error}") from error
     return settings
 
 
@@ -467,7 +487,7 @@ def memory_targets(results: Sequence[MemoryMeasurement], at: int = 12) -> list[t
     nothing is judged unless both stacks were measured at that depth."""
     def get(variant: str) -> MemoryMeasurement | None:
         return next((m for m in results if m.setting.variant == variant and m.setting.n_layers == at
-                     and m.seconds), None)
+                     and m.seconds and m.saved_peak and m.saved_after_forward), None)  # no division by 0
 
     ordinary, chunked = get("ordinary"), get("reversible+chunked")
     if not (ordinary and chunked):
@@ -513,18 +533,46 @@ def _main_memory(args: argparse.Namespace) -> int:
     if not targets:
         print(f"targets not judged: ordinary and reversible+chunked at n_l={at} were not both measured")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         records = [{**m.setting.to_dict(), "seconds": m.seconds, "saved_after_forward": m.saved_after_forward,
                     "saved_peak": m.saved_peak, "peak_bytes": m.peak_bytes, "table3_bytes": _table3(m.setting),
                     "note": m.note} for m in results]
         provenance = _provenance(args.device)
         if args.threads:
             provenance["threads"] = str(args.threads)
-        payload = {"provenance": provenance, "results": records,
-                   "targets": [{"claim": c, "met": met, "evidence": e} for c, met, e in targets]}
-        args.json.write_text(json.dumps(payload, indent=1))
-        print(f"wrote {args.json}")
-    return 0
+        _write(args.json, {"provenance": provenance, "results": records,
+                           "targets": [{"claim": c, "met": met, "evidence": e} for c, met, e in targets]})
+    return _status("memory", [f"n_l={m.setting.n_layers} {m.setting.variant}: {m.note}" for m in results
+                              if m.seconds is None or "failed" in m.note])
+
+
+def _write(path: Path, payload: dict[str, Any]) -> None:
+    write_json_atomic(path, payload)
+    print(f"wrote {path}")
+
+
+def _status(command: str, failures: Sequence[str]) -> int:
+    """0, or 1 with the failed measurements on stderr: a run with a failed measurement must not pass as done."""
+    if not failures:
+        return 0
+    print(f"python -m reformer_lab.bench {command}: {len(failures)} measurement(s) failed:\n  " + "\n  ".join(failures),
+          file=sys.stderr)
+    return 1
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """What every command needs before its first measurement: a usable device and a writable --json."""
+    try:
+        if args.device != "cpu" and not args.device.startswith("cuda"):
+            raise ValueError(f"--device must be cpu or cuda, got {args.device!r}")
+        if args.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError("--device cuda was asked for but torch sees no CUDA device")
+        for name in ("repeats", "batch"):
+            if hasattr(args, name):
+                positive_int(f"--{name}", getattr(args, name))
+        if args.json:
+            check_writable(args.json)
+    except (ValueError, OSError) as error:
+        raise SystemExit(f"python -m reformer_lab.bench {args.command}: {error}") from error
 
 
 def _provenance(device: str) -> dict[str, str]:
@@ -596,46 +644,50 @@ def _main_model(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise SystemExit(str(error)) from error
     print(f"{args.experiment} model at --scale {args.scale}, batch {args.batch}, {args.device}")
-    rows, first = [], None
+    rows, first, failures = [], None, []
     for setting, spec in _progress(list(specs.items())):
-        m = measure_model_step(spec.model, args.batch, args.repeats, args.device)
+        try:
+            m = measure_model_step(spec.model, args.batch, args.repeats, args.device)
+        except (RuntimeError, TimeoutError, ValueError) as error:
+            rows.append({"setting": setting, "seconds": None, "note": _failure(error)})
+            failures.append(f"{setting}: {rows[-1]['note']}")
+            print(f"{setting:>8s}  {rows[-1]['note']}")
+            continue
         peak = m.get("peak_rss_bytes", m.get("peak_cuda_bytes"))
-        first = first or m
         rows.append({"setting": setting, **m})
-        ratio = f"{m['seconds'] / first['seconds']:.2f}×"
+        first = first or rows[-1]
         print(f"{setting:>8s} {m['seconds']:8.3f} s/step  peak {format_bytes(peak) if peak else '–':>10s}  "
-              f"time ÷ {args.settings[0]} {ratio}")
+              f"time ÷ {first['setting']} {_ratio(m['seconds'], first['seconds'])}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"provenance": _provenance(args.device), "results": rows}, indent=1))
-        print(f"wrote {args.json}")
-    return 0
+        _write(args.json, {"provenance": _provenance(args.device), "results": rows})
+    return _status("model", failures)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _check_args(args)
     if args.command == "memory":
         return _main_memory(args)
     if args.command == "model":
         return _main_model(args)
+    settings, peer_settings = _settings(args, args.variants), _settings(args, PEER_VARIANTS) if args.peers else []
     print(f"attention forward+backward, causal, d_model {args.d_model}, {args.heads} heads, chunk {args.chunk}, "
           f"{args.tokens} tokens per step, fastest of {args.repeats} steps on {args.device}")
-    results = run(_settings(args, args.variants), args.full_cap)
+    results = run(settings, args.full_cap)
     print(format_table(results, reference="lsh-2"))
     for claim, met, evidence in attention_targets(results):
         print(f"[{'MET' if met else 'MISSED'}] {claim}: {evidence}")
     peers: list[Measurement] = []
     if args.peers:
         print("\nwhole LSH self-attention modules (projections included), n_hashes 2:")
-        peers = run(_settings(args, PEER_VARIANTS), args.full_cap)
+        peers = run(peer_settings, args.full_cap)
         print(format_table(peers, reference="ours-module"))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         records = [{**asdict(m.setting), "seconds": m.seconds, "peak_bytes": m.peak_bytes, "note": m.note}
                    for m in results + peers]
-        args.json.write_text(json.dumps({"provenance": _provenance(args.device), "results": records}, indent=1))
-        print(f"wrote {args.json}")
-    return 0
+        _write(args.json, {"provenance": _provenance(args.device), "results": records})
+    return _status("attention", [f"{m.setting.variant} L={m.setting.length}: {m.note}" for m in results + peers
+                                 if m.seconds is None and not m.note.startswith("skipped")])
 
 
 if __name__ == "__main__":

@@ -18,6 +18,22 @@ the same command after an interruption resumes from that checkpoint (``--fresh``
 duplication the final evaluation is paper Table 2's row: accuracy on the second copy of w evaluated
 with full attention and with LSH-8, LSH-4, LSH-2, LSH-1, from the same weights.
 
+Nothing is lost and nothing runs that should not:
+
+* Everything the run needs to the end is checked before the first step: the configs, the data, the
+  device, the output directory (created, and written to), and for duplication every Table 2 evaluation
+  at the run's length (each evaluation model is built and run on one example).
+* ``<run>.run.json`` beside the checkpoint records which run made it (experiment, setting, scale, task,
+  data). Resuming is refused, with every differing field listed (checkpoint's value, this run's), when the
+  checkpoint's run, its model config (:class:`~reformer_lab.model.ReformerConfig`) or its training config
+  (:class:`~reformer_lab.train.TrainConfig`) differs from this run's; no field may change on resume
+  (:data:`RESUMABLE_TRAIN_FIELDS` is empty: the learning-rate schedule depends on ``steps``, so a run
+  extended to more steps is not the run trained for that many). ``--fresh`` discards the checkpoint.
+* Checkpoints are read with ``weights_only=True`` (never running code from the file); a damaged one is
+  an error naming it and ``--fresh``. The JSON files and the checkpoint are written atomically
+  (:mod:`reformer_lab.measure.files`), so a run killed at any moment leaves whole files, and rerunning
+  it ends with the same JSON record (up to times and dates) as a run never interrupted.
+
 Data parallel: ``torchrun --nproc_per_node=N -m reformer_lab.experiments ...`` runs the same command
 with DistributedDataParallel (gloo on CPU, nccl on CUDA); ``--batch-size`` is the global batch.
 """
@@ -31,7 +47,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,13 +56,15 @@ import torch
 import torch.distributed as dist
 
 from reformer_lab.data import CharCorpus, DuplicationTask, enwik8_corpus
+from reformer_lab.measure.files import check_writable, remove_stale_temps, write_json_atomic
 from reformer_lab.measure.memory import peak_rss_bytes
 from reformer_lab.model import ReformerConfig, ReformerLM
-from reformer_lab.train import TrainConfig, evaluate, load_checkpoint, train
-from reformer_lab.validation import one_of
+from reformer_lab.train import CheckpointError, TrainConfig, evaluate, load_checkpoint, train
+from reformer_lab.validation import as_int, one_of
 
-__all__ = ["EVAL_COLUMNS", "EXPERIMENTS", "SCALES", "ExperimentError", "Spec", "load_model", "main",
-           "measure_model_step", "run_experiment", "spec_for", "time_model_step"]
+__all__ = ["EVAL_COLUMNS", "EXPERIMENTS", "RESUMABLE_TRAIN_FIELDS", "SCALES", "ExperimentError", "Spec",
+           "check_table2", "load_model", "main", "measure_model_step", "resume_conflicts", "run_experiment",
+           "run_file_for", "spec_for", "time_model_step"]
 
 EXPERIMENTS = ("duplication", "charlm")
 
@@ -58,6 +76,8 @@ SCALES = ("tiny", "lesson", "paper")
 SETTINGS = {"duplication": ("full", "lsh-1", "lsh-2", "lsh-4"), "charlm": ("full", "lsh-1", "lsh-2", "lsh-4", "lsh-8")}
 #: Paper Table 2's evaluation columns: attention used at evaluation.
 EVAL_COLUMNS = ("full", "lsh-8", "lsh-4", "lsh-2", "lsh-1")
+#: TrainConfig fields that may differ between a checkpoint and the run resuming it: none (see the module docstring).
+RESUMABLE_TRAIN_FIELDS: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,11 +135,14 @@ def spec_for(experiment: str, setting: str, scale: str, *, steps: int | None = N
     task, model, opt = (_DUPLICATION if experiment == "duplication" else _CHARLM)[scale]
     task, model = dict(task), dict(model, attention=attention, n_hashes=n_hashes, n_layers=model.get("n_layers", 1))
     if experiment == "duplication":
-        if length is not None:
+        if length is not None:  # sequences 0 w 0 w: an even length of at least 4
+            if as_int("length", length, minimum=4) % 2:
+                raise ValueError(f"length of a duplication sequence (0 w 0 w) must be even, got {length}")
             task["w_len"] = length // 2 - 1
         model.update(vocab_size=task["n_symbols"] + 1, max_len=2 * (task["w_len"] + 1))
     else:
-        task["length"] = length or task["length"]
+        if length is not None:  # was `length or default`: --length 0 silently ran the default length
+            task["length"] = as_int("length", length, minimum=2)
         model.update(vocab_size=vocab_size or 256, max_len=task["length"])
     changes = {k: v for k, v in (("steps", steps), ("batch_size", batch_size)) if v is not None}
     return Spec(ReformerConfig(**model), task, TrainConfig(**{**opt, **changes, "seed": seed}))
@@ -153,23 +176,56 @@ def git_dirty() -> bool | None:
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> ReformerLM:
-    """The :class:`ReformerLM` saved in a runner checkpoint (``<run>.pt``), in eval mode."""
+    """The :class:`ReformerLM` saved in a runner checkpoint (``<run>.pt``), in eval mode.
+
+    Read with ``weights_only=True`` (:func:`~reformer_lab.train.load_checkpoint`): tensors and plain values only.
+    """
     state = load_checkpoint(path, device)
+    if not isinstance(state.get("model_config"), dict):
+        raise CheckpointError(path, f"the checkpoint {path} records no model config, so no model can be built")
     model = ReformerLM(ReformerConfig.from_dict(state["model_config"]))
     model.load_state_dict(state["model"])
     return model.to(device).eval()
 
 
-def table2_row(model: ReformerLM, task: Any, train_config: TrainConfig, device: torch.device | str) -> dict[str, float]:
-    """Second-half accuracy of one trained model evaluated with each of Table 2's attentions."""
+def _column_changes(column: str) -> dict[str, Any]:
+    """The config changes that evaluate a model with Table 2's ``column`` attention (as ``with_attention``)."""
+    attention, n_hashes = parse_setting(column)
+    return {"attention": attention, **({"n_hashes": n_hashes} if attention == "lsh" else {})}
+
+
+def _table2(model: ReformerLM, task: Any, batches: int, batch_size: int, seed: int,
+            device: torch.device | str) -> dict[str, float]:
     row = {}
     for column in EVAL_COLUMNS:
-        attention, n_hashes = parse_setting(column)
-        other = model.with_attention(attention, n_hashes if attention == "lsh" else None)
-        row[column] = evaluate(other, task, batches=train_config.eval_batches,
-                               batch_size=train_config.eval_batch_size or train_config.batch_size,
-                               seed=train_config.eval_seed, device=device)["accuracy"]
+        other = model.with_attention(**_column_changes(column))
+        metrics = evaluate(other, task, batches=batches, batch_size=batch_size, seed=seed, device=device)
+        row[column] = metrics["accuracy"]
     return row
+
+
+def table2_row(model: ReformerLM, task: Any, train_config: TrainConfig, device: torch.device | str) -> dict[str, float]:
+    """Second-half accuracy of one trained model evaluated with each of Table 2's attentions."""
+    return _table2(model, task, train_config.eval_batches, train_config.eval_batch_size or train_config.batch_size,
+                   train_config.eval_seed, device)
+
+
+def check_table2(model_config: ReformerConfig, task: Any) -> None:
+    """Raise ``ValueError`` unless every Table 2 evaluation works at ``model_config``'s length: each column's
+    config is made, and an untrained model is evaluated with each on one example (the caller's RNG untouched)."""
+    for column in EVAL_COLUMNS:
+        try:
+            replace(model_config, **_column_changes(column))
+        except ValueError as error:
+            raise ValueError(f"this run would train, then fail to make its Table 2 row at length "
+                             f"{model_config.max_len}: evaluating with {column} attention fails: {error}") from error
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        probe = ReformerLM(model_config)
+        try:
+            _table2(probe, task, 1, 1, 0, "cpu")
+        except (RuntimeError, ValueError) as error:
+            raise ValueError(f"this run could not make its Table 2 row: a trial evaluation failed: {error}") from error
 
 
 def _check_device(device: str) -> None:
@@ -192,11 +248,102 @@ def _setup_distributed(device: str) -> tuple[torch.device, int, int]:
     return torch.device("cpu"), dist.get_rank(), world
 
 
+def run_file_for(out: str | Path) -> Path:
+    """``<run>.run.json`` beside the record ``<run>.json``: which run made the checkpoint ``<run>.pt``."""
+    return Path(out).with_suffix(".run.json")
+
+
+def _identity(experiment: str, setting: str, scale: str, spec: Spec, data: str | None) -> dict[str, Any]:
+    return {"experiment": experiment, "setting": setting, "scale": scale, "task": dict(spec.task),
+            "data": str(Path(data).resolve()) if data else None}
+
+
+def _setting_of(model_config: dict[str, Any]) -> str:
+    return "full" if model_config.get("attention") == "full" else f"lsh-{model_config.get('n_hashes')}"
+
+
+def _differences(label: str, saved: dict[str, Any], current: dict[str, Any], skip: tuple[str, ...] = ()) -> list[str]:
+    keys = list(current) + [key for key in saved if key not in current]
+    return [f"{label}{key}: checkpoint {saved.get(key, '(absent)')!r}, this run {current.get(key, '(absent)')!r}"
+            for key in keys if key not in skip and saved.get(key, ...) != current.get(key, ...)]
+
+
+def resume_conflicts(state: dict[str, Any], run_info: dict[str, Any] | None, identity: dict[str, Any],
+                     spec: Spec) -> list[str]:
+    """Every field in which the checkpoint ``state`` (and its run file ``run_info``, if any) differs from the run
+    ``identity``/``spec`` about to resume it, as ``"field: checkpoint X, this run Y"`` (empty: it may resume).
+
+    Compared: the experiment, setting, scale, task and data (from the run file; the setting also from the model
+    config), every :class:`ReformerConfig` field, and every :class:`TrainConfig` field but
+    :data:`RESUMABLE_TRAIN_FIELDS`.
+    """
+    saved_model, saved_train = state.get("model_config"), state.get("train_config")
+    lines = []
+    if run_info is not None:
+        names = ("experiment", "setting", "scale", "data")
+        lines += _differences("", {k: run_info.get(k) for k in names}, {k: identity[k] for k in names})
+        lines += _differences("task.", dict(run_info.get("task") or {}), identity["task"])
+    elif isinstance(saved_model, dict) and _setting_of(saved_model) != identity["setting"]:
+        lines.append(f"setting: checkpoint {_setting_of(saved_model)!r}, this run {identity['setting']!r}")
+    for label, saved, current, skip in (("model.", saved_model, spec.model.to_dict(), ()),
+                                        ("train.", saved_train, asdict(spec.train), RESUMABLE_TRAIN_FIELDS)):
+        if isinstance(saved, dict):
+            lines += _differences(label, saved, current, skip)
+        else:
+            lines.append(f"{label[:-1]}: the checkpoint records no {label[:-1]} config")
+    return lines
+
+
+def _read_run_file(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ExperimentError(f"the run file {path} cannot be read ({error}); rerun with --fresh to start "
+                              "over") from error
+    if not isinstance(info, dict):
+        raise ExperimentError(f"the run file {path} is not a JSON object; rerun with --fresh to start over")
+    return info
+
+
+def _check_resume(checkpoint: Path, run_file: Path, identity: dict[str, Any], spec: Spec) -> None:
+    """Refuse (``ExperimentError``) a checkpoint that cannot be read or that another run made."""
+    try:
+        state = load_checkpoint(checkpoint, "cpu")
+    except CheckpointError as error:
+        raise ExperimentError(f"cannot resume: {error.problem}; rerun with --fresh to discard it and start over "
+                              "(or choose another --out)") from error
+    conflicts = resume_conflicts(state, _read_run_file(run_file), identity, spec)
+    if conflicts:
+        raise ExperimentError(f"cannot resume from {checkpoint}: another run made it. Differences:\n  "
+                              + "\n  ".join(conflicts)
+                              + "\nRerun with --fresh to discard that checkpoint and start over, or choose another "
+                              "--out.")
+
+
+def _prepare_outputs(out: Path, checkpoint: Path, run_file: Path) -> None:
+    """Before any work: the three paths are distinct files in a writable directory; stale temporaries go."""
+    if len({out.resolve(), checkpoint.resolve(), run_file.resolve()}) < 3:
+        raise ExperimentError(f"--out {out} would share its name with the checkpoint {checkpoint} or the run file "
+                              f"{run_file}: give a .json path")
+    try:
+        for path in (out, checkpoint, run_file):
+            check_writable(path)
+            remove_stale_temps(path)
+    except OSError as error:
+        raise ExperimentError(str(error)) from error
+
+
 def run_experiment(experiment: str, setting: str, scale: str = "lesson", *, device: str = "cpu",
                    steps: int | None = None, batch_size: int | None = None, seed: int = 0,
                    out: str | Path | None = None, data: str | None = None, length: int | None = None,
                    fresh: bool = False, progress: bool | None = None) -> dict[str, Any]:
-    """Run one named experiment end to end and return (and, on rank 0, write) its JSON record."""
+    """Run one named experiment end to end and return (and, on rank 0, write) its JSON record.
+
+    Everything the run needs to its end is checked before the first step (see the module docstring);
+    ``ExperimentError`` says what is wrong, and nothing has been trained or written then.
+    """
     try:
         task_probe = spec_for(experiment, setting, scale, steps=steps, batch_size=batch_size, seed=seed,
                               length=length)
@@ -204,38 +351,51 @@ def run_experiment(experiment: str, setting: str, scale: str = "lesson", *, devi
         spec = spec_for(experiment, setting, scale, steps=steps, batch_size=batch_size, seed=seed, length=length,
                         vocab_size=getattr(task, "vocab_size", None))
         _check_device(device)
-    except (ValueError, OSError) as error:
+        if experiment == "duplication":  # the Table 2 row is made after the last step: check it can be
+            check_table2(spec.model, task)
+        json.dumps({"task": spec.task, "model": spec.model.to_dict(), "train": asdict(spec.train)})
+    except (ValueError, TypeError, OSError) as error:
         raise ExperimentError(str(error)) from error
     out = Path(out) if out else Path("results") / experiment / f"{setting}-{scale}.json"
-    checkpoint = out.with_suffix(".pt")
+    checkpoint, run_file = out.with_suffix(".pt"), run_file_for(out)
+    identity = _identity(experiment, setting, scale, spec, data)
     torch_device, rank, world = _setup_distributed(device)
-    if spec.train.batch_size % world:
-        raise ExperimentError(f"--batch-size {spec.train.batch_size} must be divisible by the {world} processes")
     try:
+        if spec.train.batch_size % world:
+            raise ExperimentError(f"--batch-size {spec.train.batch_size} must be divisible by the {world} processes")
+        if rank == 0:
+            _prepare_outputs(out, checkpoint, run_file)
+        if not fresh and checkpoint.is_file():
+            _check_resume(checkpoint, run_file, identity, spec)
+        if rank == 0:
+            if fresh:  # the old checkpoint must not outlive the run file that names another run
+                checkpoint.unlink(missing_ok=True)
+            write_json_atomic(run_file, {**identity, "checkpoint": checkpoint.name})
+        if world > 1:
+            dist.barrier()
         torch.manual_seed(seed)
         model = ReformerLM(spec.model)
         started = time.perf_counter()
         result = train(model, task, spec.train, checkpoint=checkpoint, resume=not fresh, progress=progress,
                        device=torch_device)
         wall = time.perf_counter() - started
-        record = _record(experiment, setting, scale, spec, result, wall, torch_device, world, checkpoint)
+        record = _record(experiment, setting, scale, spec, model, result, wall, torch_device, world, checkpoint)
         if experiment == "duplication":
             record["table2"] = table2_row(model, task, spec.train, torch_device)
         if rank == 0:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(record, indent=1))
+            write_json_atomic(out, record)
     finally:
         if world > 1:
             dist.destroy_process_group()
     return record
 
 
-def _record(experiment: str, setting: str, scale: str, spec: Spec, result: Any, wall: float, device: torch.device,
-            world: int, checkpoint: Path) -> dict[str, Any]:
+def _record(experiment: str, setting: str, scale: str, spec: Spec, model: ReformerLM, result: Any, wall: float,
+            device: torch.device, world: int, checkpoint: Path) -> dict[str, Any]:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     return {"experiment": experiment, "setting": setting, "scale": scale, "seed": spec.train.seed,
             "config": {"model": spec.model.to_dict(), "task": spec.task, "train": asdict(spec.train)},
-            "parameters": sum(p.numel() for p in ReformerLM(spec.model).parameters()),
+            "parameters": sum(p.numel() for p in model.parameters()),
             "metrics": {"train": result.history, "eval": result.evals}, "final": result.final,
             "wall_time_s": wall, "resumed_from": result.resumed_from, "device": f"{device} ({name})",
             "world_size": world, "threads": torch.get_num_threads(), "torch": torch.__version__,
