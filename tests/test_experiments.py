@@ -16,14 +16,7 @@ from reformer_lab.measure import experiments, files
 from reformer_lab.measure.experiments import EVAL_COLUMNS, load_model, main, measure_model_step, spec_for
 from reformer_lab.train import CheckpointError
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for the cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,13 +18,7 @@ from reformer_lab.measure.feedforward_stats import Table3Config
 SMALL = dict(length=128, d_model=16, d_ff=512, n_heads=2, chunk_size=16, ff_chunks=8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids thread-pool contention on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

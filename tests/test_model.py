@@ -8,14 +8,7 @@ import torch.nn.functional as F
 
 from reformer_lab.model import ReformerConfig, ReformerLM
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for the cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SMALL = dict(vocab_size=20, max_len=32, d_model=16, d_ff=32, n_heads=2, n_layers=2, chunk_size=8)

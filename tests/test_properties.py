@@ -52,13 +52,7 @@ settings.register_profile("dev", max_examples=300, deadline=None, database=None,
 PROFILE = settings.get_profile(os.environ.get("REFORMER_LAB_HYPOTHESIS_PROFILE", "ci"))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids thread-pool contention on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 FLOATS = [torch.float16, torch.bfloat16, torch.float32, torch.float64]

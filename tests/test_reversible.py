@@ -26,13 +26,7 @@ B, L, D, HEADS, D_FF, CHUNK = 2, 64, 16, 2, 32, 16
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids thread-pool contention on a shared 2-core machine (10× faster here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _stack(n_layers: int, attention: str, dropout: float = 0.0, dtype: torch.dtype = torch.float64,

@@ -51,7 +51,7 @@ def test_lesson_table_links_point_at_the_pages_and_coming_lessons_are_unlinked()
 def test_the_readme_table_links_every_notebook() -> None:
     lessons = site.parse_lessons((ROOT / "README.md").read_text(encoding="utf-8"))
     pages = {x.page for x in lessons if x.page}
-    assert pages == {f"{p.stem}.html" for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
+    assert pages == {f"{p.stem}.html" for p in (ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb")}
 
 
 def test_links_between_lessons_are_rewritten() -> None:
@@ -59,6 +59,8 @@ def test_links_between_lessons_are_rewritten() -> None:
     assert site.rewrite_lesson_links(text) == (
         "see [lesson 01](01_angular_lsh.html) and [§2](02_b.html#sec), not [x](data.ipynb.txt)"
     )
+    optional = "[peers](03b_lsh_attention_peers.ipynb)"
+    assert site.rewrite_lesson_links(optional) == "[peers](03b_lsh_attention_peers.html)"
 
 
 def test_integrity_check_refuses_a_wrong_hash(tmp_path: Path) -> None:

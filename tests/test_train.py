@@ -11,14 +11,7 @@ from reformer_lab.data import DuplicationTask
 from reformer_lab.model import ReformerConfig, ReformerLM
 from reformer_lab.train import TrainConfig, evaluate, load_checkpoint, progress_enabled, train
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for the cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TASK = DuplicationTask(w_len=7, n_symbols=7)

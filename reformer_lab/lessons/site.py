@@ -39,7 +39,7 @@ HTML_MANAGER_FILES = re.compile(r"package/dist/(embed\.js|embed\.js\.LICENSE\.tx
 # jupyter-server-mathjax ships MathJax 2.7 with this combined configuration (HTML-CSS output, STIX-Web fonts).
 MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-LESSON_LINK = re.compile(r"\]\((?:notebooks/)?(\d\d_[\w-]+)\.ipynb(#[^)\s]*)?\)")
+LESSON_LINK = re.compile(r"\]\((?:notebooks/)?(\d\d[a-z]?_[\w-]+)\.ipynb(#[^)\s]*)?\)")
 # Anything but an <a> that names another host: <script src>, <link href>, <img src>, import(), url(), @import.
 EXTERNAL = re.compile(
     r"<(?!a\s)\w+[^>]*\s(?:src|href)=[\"']?((?:https?:)?//[^\"'\s>]+)"
@@ -141,7 +141,7 @@ def parse_lessons(readme: str) -> list[Lesson]:
     lessons = []
     for line in section[1].splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if not line.startswith("|") or len(cells) != 4 or not cells[0].isdigit():
+        if not line.startswith("|") or len(cells) != 4 or not re.fullmatch(r"\d\d[a-z]?", cells[0]):
             continue  # prose, the header row or the |---| row
         number, lesson, paper, status = cells
         link = re.fullmatch(r"\[(.*)\]\(([^)]*)\)", lesson)
@@ -209,7 +209,7 @@ def build_site(out: Path, notebooks: Path = NOTEBOOKS, readme: Path = README, ca
     install_mathjax(out / "_static" / "mathjax")
     exporter = make_exporter()
     pages = []
-    documents = [(p.stem, nbformat.read(p, as_version=4)) for p in sorted(notebooks.glob("[0-9][0-9]_*.ipynb"))]
+    documents = [(p.stem, nbformat.read(p, as_version=4)) for p in sorted(notebooks.glob("[0-9][0-9]*_*.ipynb"))]
     index = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(index_markdown(readme_text))])
     for name, nb in [*documents, ("index", index)]:
         html = render(exporter, nb, name)

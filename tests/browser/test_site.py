@@ -28,7 +28,7 @@ from .notebook_page import WIDGET_VIEW_MIME
 
 pytestmark = pytest.mark.browser
 
-LESSONS = sorted(p.stem for p in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+LESSONS = sorted(p.stem for p in (REPO_ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
 WIDGET_STATE_MIME = "application/vnd.jupyter.widget-state+json"
 MATH = re.compile(r"\$[^$\s][^$]*\$")
 
