@@ -1,4 +1,4 @@
-"""Lesson 01's graded checks accept the solutions and name the usual mistakes."""
+"""Lesson 01's graded checks accept the solutions, report a stub as TODO and name the usual mistakes."""
 
 from __future__ import annotations
 
@@ -7,26 +7,25 @@ import math
 import pytest
 import torch
 
+from reformer_lab.hashing import hash_vectors
 from reformer_lab.lessons.exercises import l01 as exercises
 from reformer_lab.lessons.solutions import l01
 
+CHECKS = [
+    (exercises.check_factorised_hash, l01.factorised_hash),
+    (exercises.check_four_bucket_collision, l01.four_bucket_collision),
+    (exercises.check_rounds_needed, l01.rounds_needed),
+]
 
-@pytest.mark.parametrize(
-    "check, solution",
-    [
-        (exercises.check_hash_rounds, l01.hash_rounds),
-        (exercises.check_two_bucket_collision, l01.two_bucket_collision),
-        (exercises.check_recall, l01.recall),
-    ],
-)
+
+@pytest.mark.parametrize("check, solution", CHECKS)
 def test_solutions_pass_their_checks(check, solution) -> None:
     result = check(solution)
     assert result.passed, str(result)
     assert str(result).startswith("[PASS]")
 
 
-@pytest.mark.parametrize("check", [exercises.check_hash_rounds, exercises.check_two_bucket_collision,
-                                   exercises.check_recall])
+@pytest.mark.parametrize("check", [c for c, _ in CHECKS])
 def test_unattempted_is_todo_and_a_call_is_a_clear_error(check) -> None:
     def stub(*args):
         raise NotImplementedError
@@ -37,112 +36,109 @@ def test_unattempted_is_todo_and_a_call_is_a_clear_error(check) -> None:
         check(0.5)
 
 
-def _scores(x, r):
-    return x @ r
+def test_the_notebooks_checks_are_exported() -> None:
+    assert exercises.__all__ == ["check_factorised_hash", "check_four_bucket_collision", "check_rounds_needed"]
 
 
-def _cat(p, **kw):
-    return torch.cat([p, -p], **kw)
+# -- exercise 1: the factorised hash ------------------------------------------------------------------------
+
+
+def _halves(x, r, fs):
+    f1, f2 = fs
+    return (hash_vectors(x, f1, rotations=r[None, :, : f1 // 2])[0],
+            hash_vectors(x, f2, rotations=r[None, :, f1 // 2 : f1 // 2 + f2 // 2])[0])
+
+
+def test_factorised_solution_is_two_package_hashes_as_digits() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 8, generator=g, dtype=torch.float64)
+    r = torch.randn(8, 7, generator=g, dtype=torch.float64)  # f₁ = 6, f₂ = 8: 3 + 4 columns
+    h1, h2 = _halves(x, r, (6, 8))
+    buckets = l01.factorised_hash(x, r, (6, 8))
+    assert torch.equal(buckets, h1 + 6 * h2)
+    assert torch.equal(buckets % 6, h1) and torch.equal(buckets // 6, h2)
+    assert int(buckets.max()) < 48 and len(set(buckets.tolist())) > 24
 
 
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (lambda x, r: _scores(x, r).argmax(-1), "your buckets ignore −xR"),
-        (lambda x, r: _scores(x, r).abs().argmax(-1), "abs(xR) forgets the sign"),
-        (lambda x, r: torch.cat([-_scores(x, r), _scores(x, r)], -1).argmax(-1), "wrong order"),
-        (lambda x, r: _cat(_scores(x, r)).argmax(-1), "dim 0 by default"),
-        (lambda x, r: _cat(_scores(x, r), dim=-1).argmax(1), "argmax over the wrong axis"),
-        (lambda x, r: _cat(_scores(x, r), dim=-1).argmax(0), "argmax over the wrong axis (over the rounds)"),
-        (lambda x, r: _cat(_scores(x, r), dim=-1).argmax(), "argmax without dim="),
-        (lambda x, r: _cat(_scores(x, r), dim=-1).argmax(-1).T, "wrong layout"),
-        (lambda x, r: _cat(x @ r[0], dim=-1).argmax(-1), "you hashed one round"),
+        (lambda x, r, fs: _halves(x, r, fs)[1] + fs[1] * _halves(x, r, fs)[0], "wrong way round"),
+        (lambda x, r, fs: _halves(x, r, fs)[0] + fs[1] * _halves(x, r, fs)[1], "multiplied by f₁ (not f₂)"),
+        (lambda x, r, fs: _halves(x, r, fs)[0] + _halves(x, r, fs)[1], "same id"),
+        (lambda x, r, fs: _halves(x, r, fs)[0] * _halves(x, r, fs)[1], "product"),
+        (lambda x, r, fs: hash_vectors(x, 2 * r.shape[1], rotations=r[None])[0], "plain hash over all the columns"),
     ],
 )
-def test_hash_rounds_names_the_mistake(wrong, hint) -> None:
-    result = exercises.check_hash_rounds(wrong)
+def test_factorised_hash_names_the_mistake(wrong, hint) -> None:
+    result = exercises.check_factorised_hash(wrong)
     assert not result.passed and result.attempted
     assert hint in result.message, result.message
 
 
-def test_hash_rounds_accepts_any_whole_number_tensor_and_reports_the_first_wrong_bucket() -> None:
-    assert exercises.check_hash_rounds(lambda x, r: l01.hash_rounds(x, r).double())
-    assert exercises.check_hash_rounds(lambda x, r: l01.hash_rounds(x, r).tolist())
+def test_factorised_hash_without_the_negative_half_or_with_shared_columns_gets_its_hint() -> None:
+    def unsigned(x, r, fs):
+        f1, f2 = fs
+        return (x @ r[:, : f1 // 2]).argmax(-1) + (f1 // 2) * (x @ r[:, f1 // 2 : f1 // 2 + f2 // 2]).argmax(-1)
 
-    def off_by_one(x, r):
-        return (l01.hash_rounds(x, r) + 1) % (2 * r.shape[-1])
+    def shared(x, r, fs):
+        f1, f2 = fs
+        h1 = hash_vectors(x, f1, rotations=r[None, :, : f1 // 2])[0]
+        return h1 + f1 * hash_vectors(x, f2, rotations=r[None, :, : f2 // 2])[0]
 
-    result = exercises.check_hash_rounds(off_by_one)
-    assert "buckets differ from reformer_lab.hashing.hash_vectors" in result.message
-    assert "round 0, vector 0" in result.message
-    fractional = exercises.check_hash_rounds(lambda x, r: l01.hash_rounds(x, r) + 0.5)
-    assert "whole numbers" in fractional.message
-
-
-def test_hash_rounds_gets_fresh_inputs_so_mutating_them_changes_nothing() -> None:
-    def mutating(x, r):
-        buckets = l01.hash_rounds(x, r)
-        x.zero_()
-        r.mul_(-1)
-        return buckets
-
-    assert exercises.check_hash_rounds(mutating).passed
-    assert exercises.check_hash_rounds(l01.hash_rounds).passed  # the cases were not touched
+    assert "−xR half" in exercises.check_factorised_hash(unsigned).message
+    assert "same first columns" in exercises.check_factorised_hash(shared).message
 
 
-def test_an_exception_in_the_readers_hash_is_reported() -> None:
-    result = exercises.check_hash_rounds(lambda x, r: r @ x)
-    assert not result.passed and "RuntimeError" in result.message and "rotations of shape" in result.message
+# -- exercise 2: Figure 1's collision probability -----------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (lambda t: t / math.pi, "chance that they split"),
-        (lambda t: 1 - t / (2 * math.pi), "not θ out of 2π"),
-        (lambda t: math.cos(t), "similarity"),
-        (lambda t: 1 - t / 180, "radians"),
-        (lambda t: max(0.0, 1 - 2 * t / math.pi), "4 buckets with an exact 2-D rotation"),
+        (lambda t: 1 - t / math.pi, "1 − θ/π is 2 buckets"),
+        (lambda t: 2 * t / math.pi, "chance that a border falls between them"),
+        (lambda t: 1 - 2 * t / math.pi, "cannot go negative"),
+        (lambda t: max(0.0, 1 - 4 * t / math.pi), "not every π/4"),
+        (lambda t: max(0.0, 1 - t / 90), "radians"),
+        (lambda t: max(0.0, math.cos(t)), "similarity"),
     ],
 )
-def test_two_bucket_collision_names_the_mistake(wrong, hint) -> None:
-    result = exercises.check_two_bucket_collision(wrong)
+def test_four_bucket_collision_names_the_mistake(wrong, hint) -> None:
+    result = exercises.check_four_bucket_collision(wrong)
     assert not result.passed and hint in result.message, result.message
 
 
-def test_two_bucket_collision_accepts_a_torch_answer() -> None:
-    assert exercises.check_two_bucket_collision(lambda t: 1 - torch.tensor(t, dtype=torch.float64) / torch.pi)
+def test_four_bucket_formula_matches_a_measurement_in_figure_1s_setting() -> None:
+    from reformer_lab.measure import hashing_stats
+
+    angles = torch.tensor([0.0, math.pi / 6, math.pi / 3, math.pi / 2, 2.5], dtype=torch.float64)
+    measured = hashing_stats.collision_probability(angles, 4, d=2, orthogonal=True, n_trials=20000,
+                                                   generator=torch.Generator().manual_seed(1))
+    predicted = torch.tensor([l01.four_bucket_collision(float(t)) for t in angles], dtype=torch.float64)
+    assert (measured - predicted).abs().max().item() < 0.015
+
+
+# -- exercise 3: rounds for a target recall -----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (lambda p, n: p**n, "colliding in every round"),
-        (lambda p, n: n * p, "more than once"),
-        (lambda p, n: (1 - p) ** n, "complement"),
-        (lambda p, n: 1 - p**n, "at least one round misses"),
+        (lambda p, t: math.floor(math.log(1 - t) / math.log(1 - p)), "rounding down"),
+        (lambda p, t: math.log(1 - t) / math.log(1 - p), "whole number"),
+        (lambda p, t: math.ceil(math.log(1 - t) / math.log(p)), "not log(p)"),
+        (lambda p, t: math.ceil(math.log(t) / math.log(p)), "in *every* round"),
+        (lambda p, t: math.ceil(t / p), "does not add up"),
     ],
 )
-def test_recall_names_the_mistake(wrong, hint) -> None:
-    result = exercises.check_recall(wrong)
+def test_rounds_needed_names_the_mistake(wrong, hint) -> None:
+    result = exercises.check_rounds_needed(wrong)
     assert not result.passed and hint in result.message, result.message
 
 
-def test_the_notebooks_checks_are_exported() -> None:
-    assert exercises.__all__ == ["check_hash_rounds", "check_two_bucket_collision", "check_recall"]
-
-
-@pytest.mark.parametrize("n_buckets", [2, 4, 16])
-def test_the_lessons_hash_equals_the_package_and_has_the_properties_the_lesson_shows(n_buckets) -> None:
-    # Lesson 01, "Check it" and "Two properties of the argmax": the inline hash (here the solution's vectorised
-    # version) equals hash_vectors; scaling by c > 0 changes nothing; −x goes to (h(x) + n_buckets/2) mod n_buckets.
-    from reformer_lab.hashing import hash_vectors, random_rotations
-
-    g = torch.Generator().manual_seed(n_buckets)
-    x = torch.randn(40, 8, generator=g, dtype=torch.float64)
-    rotations = random_rotations(8, n_buckets, 3, generator=g, dtype=torch.float64)
-    buckets = l01.hash_rounds(x, rotations)
-    assert torch.equal(buckets, hash_vectors(x, n_buckets, rotations=rotations))
-    for c in (1e-3, 0.5, 7.0, 1e4):
-        assert torch.equal(l01.hash_rounds(c * x, rotations), buckets)
-    assert torch.equal(l01.hash_rounds(-x, rotations), (buckets + n_buckets // 2) % n_buckets)
+def test_rounds_needed_agrees_with_the_ceiling_of_the_logarithm_away_from_ties() -> None:
+    for p, t in [(0.52, 0.99), (0.1, 0.5), (0.75, 0.999)]:
+        assert l01.rounds_needed(p, t) == math.ceil(math.log(1 - t) / math.log(1 - p))
+        n = l01.rounds_needed(p, t)
+        assert 1 - (1 - p) ** n >= t > 1 - (1 - p) ** (n - 1)

@@ -1,44 +1,31 @@
-"""Lesson 02's graded checks accept the solutions and name the usual mistakes."""
+"""Lesson 02's graded checks accept the solutions, report a stub as TODO and name the usual mistakes."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from reformer_lab.attention import sort_by_bucket
+from reformer_lab.attention import lsh_attention
+from reformer_lab.lessons import l02_chunking
 from reformer_lab.lessons.exercises import l02 as exercises
 from reformer_lab.lessons.solutions import l02
-from reformer_lab.measure import chunking_stats as bucket_stats
+from reformer_lab.measure import chunking_stats
+
+CHECKS = [
+    (exercises.check_lookahead_window, l02.lookahead_window),
+    (exercises.check_lost_pairs, l02.lost_pairs),
+    (exercises.check_losing_buckets, l02.losing_buckets),
+]
 
 
-@pytest.mark.parametrize(
-    "check, solution",
-    [
-        (exercises.check_sort_by_bucket, l02.sort_by_bucket),
-        (exercises.check_window_mask, l02.window_mask),
-        (exercises.check_dropped_fraction, l02.dropped_fraction),
-    ],
-)
+@pytest.mark.parametrize("check, solution", CHECKS)
 def test_solutions_pass_their_checks(check, solution) -> None:
     result = check(solution)
     assert result.passed, str(result)
     assert str(result).startswith("[PASS]")
 
 
-def test_solutions_agree_with_the_package() -> None:
-    buckets = torch.randint(0, 8, (2, 48), generator=torch.Generator().manual_seed(0))
-    for round_buckets in buckets:
-        order = l02.sort_by_bucket(round_buckets)
-        assert torch.equal(order, sort_by_bucket(round_buckets.view(1, -1))[0][0])
-        assert torch.equal(l02.window_mask(order, 12), bucket_stats.window_pairs(round_buckets.view(1, -1), 12)[0])
-        assert l02.dropped_fraction(round_buckets, 8) == pytest.approx(
-            bucket_stats.dropped_fraction(round_buckets.view(1, -1), 8, causal=True)
-        )
-
-
-@pytest.mark.parametrize(
-    "check", [exercises.check_sort_by_bucket, exercises.check_window_mask, exercises.check_dropped_fraction]
-)
+@pytest.mark.parametrize("check", [c for c, _ in CHECKS])
 def test_unattempted_exercise_is_todo(check) -> None:
     def stub(*args):
         raise NotImplementedError
@@ -47,106 +34,120 @@ def test_unattempted_exercise_is_todo(check) -> None:
     assert not result.passed and not result.attempted and str(result).startswith("[TODO]")
 
 
-def _unstable_ties(buckets):
-    """Sorted by bucket, ties in *descending* position: what an unstable sort may give."""
-    return torch.argsort(buckets * len(buckets) - torch.arange(len(buckets)))
+def test_the_notebooks_checks_are_exported() -> None:
+    assert exercises.__all__ == ["check_lookahead_window", "check_lost_pairs", "check_losing_buckets"]
 
 
-def _inverse(order):
-    return torch.empty_like(order).scatter_(0, order, torch.arange(len(order)))
+# -- exercise 1 -----------------------------------------------------------------------------------------------
+
+
+def test_lookahead_window_without_lookahead_is_the_package_window() -> None:
+    buckets = torch.randint(0, 8, (1, 48), generator=torch.Generator().manual_seed(0))
+    order = torch.argsort(buckets[0] * 48 + torch.arange(48))
+    assert torch.equal(l02.lookahead_window(order, 12, 0), chunking_stats.window_pairs(buckets, 12)[0])
+
+
+def test_one_chunk_of_lookahead_keeps_every_pair_of_buckets_up_to_m_without_the_causal_mask() -> None:
+    # The answer to the lesson's "predict": a bucket of ≤ m slots touches at most two neighbouring chunks.
+    g = torch.Generator().manual_seed(1)
+    for _ in range(200):
+        buckets = torch.randint(0, 16, (64,), generator=g)
+        if int(torch.bincount(buckets).max()) > 8:
+            continue
+        order = torch.argsort(buckets * 64 + torch.arange(64))
+        same = buckets[:, None] == buckets[None, :]
+        assert not (same & ~l02.lookahead_window(order, 8, 1)).any()
+
+
+def _window(s, m, a, **kw):
+    return exercises._window(s, m, a, **kw)
 
 
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (_unstable_ties, "ties must be broken by position"),
-        (lambda b: torch.sort(b).values, "argsort, not sort"),
-        (lambda b: _inverse(l02.sort_by_bucket(b)), "inverse permutation"),
-        (lambda b: torch.argsort(b + torch.arange(len(b))), "bucket·L + position"),
-        (lambda b: torch.arange(len(b)), "sort by bucket first"),
-        (lambda b: torch.zeros(len(b), dtype=torch.long), "permutation"),
+        (lambda s, m, a: _window(s, m, 0), "look-ahead is missing"),
+        (lambda s, m, a: _window(s, m, a, back=0), "look-back is gone"),
+        (lambda s, m, a: _window(s, m, 1), "not always one"),
+        (lambda s, m, a: _window(s, m, a).T, "transposed"),
+        (lambda s, m, a: _window(s, m, a, wrap=True), "do not wrap around"),
+        (lambda s, m, a: _window(s, m, a, by_position=True), "cut in the sorted order"),
+        (lambda s, m, a: _window(s, m, a, use_sort=True), "its inverse"),
     ],
 )
-def test_sort_check_names_the_mistake(wrong, hint) -> None:
-    result = exercises.check_sort_by_bucket(wrong)
-    assert not result.passed and result.attempted
-    assert hint in result.message, result.message
-
-
-def _window(sort_indices, m, *, back=1, ahead=0, wrap=False, by_position=False, use_sort=False):
-    length = len(sort_indices)
-    slots = torch.arange(length) if by_position else (sort_indices if use_sort else _inverse(sort_indices))
-    chunks = slots // m
-    q, k = chunks[:, None], chunks[None, :]
-    mask = (k >= q - back) & (k <= q + ahead)
-    if wrap and length // m > 1:
-        mask |= (q == 0) & (k == length // m - 1)
-    return mask
-
-
-@pytest.mark.parametrize(
-    "options, hint",
-    [
-        ({"wrap": True}, "the first chunk of a round has no previous chunk"),
-        ({"back": 0}, "also attends to the previous chunk"),
-        ({"ahead": 1}, "never forward"),
-        ({"ahead": 1, "back": 0}, "transposed"),
-        ({"by_position": True}, "cut in the sorted order"),
-        ({"use_sort": True}, "its inverse"),
-    ],
-)
-def test_window_check_names_the_mistake(options, hint) -> None:
-    result = exercises.check_window_mask(lambda s, m: _window(s, m, **options))
+def test_lookahead_window_names_the_mistake(wrong, hint) -> None:
+    result = exercises.check_lookahead_window(wrong)
     assert not result.passed and hint in result.message, result.message
 
 
-def test_window_check_accepts_zero_one_masks_and_rejects_other_types() -> None:
-    assert exercises.check_window_mask(lambda s, m: l02.window_mask(s, m).int()).passed
-    assert exercises.check_window_mask(lambda s, m: l02.window_mask(s, m).tolist()).passed
-    halves = exercises.check_window_mask(lambda s, m: l02.window_mask(s, m).float() / 2)
-    assert not halves.passed and "expected a tensor of booleans (a bool mask)" in halves.message
-    shape = exercises.check_window_mask(lambda s, m: l02.window_mask(s, m)[0])
+def test_lookahead_window_accepts_zero_one_masks_and_rejects_a_wrong_shape() -> None:
+    assert exercises.check_lookahead_window(lambda s, m, a: l02.lookahead_window(s, m, a).int()).passed
+    shape = exercises.check_lookahead_window(lambda s, m, a: l02.lookahead_window(s, m, a)[0])
     assert not shape.passed and "expected shape" in shape.message
 
 
-def _dropped(buckets, n_buckets, *, chunk=None, causal=True, with_self=False, own_only=False):
-    length = len(buckets)
-    m = chunk or 2 * length // n_buckets
-    positions = torch.arange(length)
-    if causal:
-        pairs = positions[None, :] <= positions[:, None] if with_self else positions[None, :] < positions[:, None]
-    else:
-        pairs = positions[None, :] != positions[:, None]
-    same = (buckets[:, None] == buckets[None, :]) & pairs
-    lost = same & ~_window(l02.sort_by_bucket(buckets), m, back=0 if own_only else 1)
-    return 0.0 if not same.any() else int(lost.sum()) / int(same.sum())
+# -- exercise 2 -----------------------------------------------------------------------------------------------
+
+
+def test_lost_pairs_of_the_running_examples_largest_bucket_are_the_pairs_lsh_attention_lost() -> None:
+    example = l02_chunking.running_example()
+    buckets, m = example.buckets, example.chunk_size
+    sizes = torch.bincount(buckets, minlength=example.n_buckets)
+    largest = int(sizes.argmax())
+    start = int(sizes[:largest].sum())
+    same, visible = chunking_stats.pair_counts(example.info.buckets, example.n_buckets, causal=True)
+    assert l02.lost_pairs(int(sizes[largest]), start, m) == int(same - visible) == 9
+
+
+def test_lost_pairs_agrees_with_lsh_attentions_weights_on_random_rounds() -> None:
+    g = torch.Generator().manual_seed(2)
+    for _ in range(5):
+        x = torch.randn(32, 8, generator=g)
+        _, info = lsh_attention(x, x, n_buckets=8, causal=True, generator=g, return_info=True)
+        b = info.buckets[0]
+        sizes = torch.bincount(b, minlength=8)
+        lost = sum(l02.lost_pairs(int(sizes[k]), int(sizes[:k].sum()), info.chunk_size) for k in range(8) if sizes[k])
+        positions = torch.arange(32)
+        same = (b[:, None] == b[None, :]) & (positions[None, :] < positions[:, None])
+        assert lost == int((same & (info.weights == 0)).sum())
 
 
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (lambda b, n: _dropped(b, n, chunk=len(b) // n), "chunk size must be 2·L/n_buckets"),
-        (lambda b, n: _dropped(b, n, with_self=True), "distinct positions"),
-        (lambda b, n: _dropped(b, n, causal=False), "only keys before the query"),
-        (lambda b, n: _dropped(b, n, own_only=True), "also sees the previous chunk"),
-        (lambda b, n: 1 - _dropped(b, n), "share kept"),
+        (lambda s, a, m: exercises._lost(s, a, m, ignore_start=True), "where the bucket starts matters"),
+        (lambda s, a, m: exercises._lost(s, a, m, back=0), "also sees the chunk before"),
+        (lambda s, a, m: exercises._lost(s, a, m, both_ways=True), "count each lost pair once"),
+        (lambda s, a, m: exercises._lost(s, a, m, back=2), "two chunks back is already lost"),
+        (lambda s, a, m: -1, "expected"),
     ],
 )
-def test_dropped_fraction_check_names_the_mistake(wrong, hint) -> None:
-    result = exercises.check_dropped_fraction(wrong)
+def test_lost_pairs_names_the_mistake(wrong, hint) -> None:
+    result = exercises.check_lost_pairs(wrong)
     assert not result.passed and hint in result.message, result.message
 
 
-def test_dropped_fraction_check_accepts_a_float32_tensor() -> None:
-    result = exercises.check_dropped_fraction(lambda b, n: torch.tensor(l02.dropped_fraction(b, n)))
-    assert result.passed, str(result)
+# -- exercise 3 -----------------------------------------------------------------------------------------------
 
 
-def test_an_exception_in_the_readers_code_is_reported() -> None:
-    result = exercises.check_window_mask(lambda s, m: s[100])
-    assert not result.passed and "IndexError" in result.message
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda m: torch.tensor([1] * (m + 2) + [2] * (m - 2)), "starts at the last slot of a chunk"),
+        (lambda m: torch.tensor([0] * (m - 1) + [1] * (m + 1) + [2] * m), "never loses a causal pair"),
+        (lambda m: torch.tensor([0] * (m + 3) + [1] * (2 * m - 3)), "exactly m + 2"),
+        (lambda m: torch.tensor([0] * (m - 1) + [1] * (m + 2)), "multiple of"),
+        (lambda m: 7, "1-D tensor of bucket ids"),
+        (lambda m: torch.tensor([-1] * (3 * m)), "no negative ids"),
+    ],
+)
+def test_losing_buckets_names_the_mistake(wrong, hint) -> None:
+    result = exercises.check_losing_buckets(wrong)
+    assert not result.passed and hint in result.message, result.message
 
 
-def test_passing_a_call_instead_of_a_function_is_a_clear_error() -> None:
-    with pytest.raises(TypeError, match="no parentheses"):
-        exercises.check_sort_by_bucket(torch.tensor([0, 1]))
+def test_losing_buckets_accepts_any_valid_counterexample() -> None:
+    def list_answer(m):
+        return [5] * (m + 2) + [3] * (m - 1) + [9] * (m - 1)  # any ids, in any order; a list will do
+
+    assert exercises.check_losing_buckets(list_answer).passed

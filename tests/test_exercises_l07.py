@@ -1,88 +1,112 @@
-"""Lesson 07's graded checks accept the solutions and name the usual mistakes."""
+"""Lesson 07's graded checks accept the solutions, report a stub as TODO and name the usual mistakes."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from reformer_lab.data import DuplicationTask
 from reformer_lab.lessons.exercises import l07 as exercises
 from reformer_lab.lessons.solutions import l07
+from reformer_lab.measure import duplication_stats
 
-CHECKS = [exercises.check_second_copy_mask, exercises.check_needed_key, exercises.check_masked_accuracy]
-
-
-@pytest.mark.parametrize("w_len", [1, 5, 63])
-def test_the_mask_solution_is_the_tasks_own_mask(w_len) -> None:
-    assert torch.equal(l07.second_copy_mask(w_len), DuplicationTask(w_len, 9).loss_mask())
-
-
-def test_the_needed_key_holds_the_target() -> None:
-    task = DuplicationTask(w_len=11, n_symbols=50)
-    batch = task.batch(4, 0)
-    for i in task.loss_mask().nonzero().flatten().tolist():
-        assert torch.equal(batch.inputs[:, l07.needed_key(i, 11)], batch.targets[:, i])
+CHECKS = [
+    (exercises.check_reversed_needed_key, l07.reversed_needed_key),
+    (exercises.check_local_coverage, l07.local_coverage),
+    (exercises.check_predicted_accuracy, l07.predicted_accuracy),
+]
 
 
-def _mask(n, start, stop):
-    mask = torch.zeros(2 * (n + 1), dtype=torch.bool)
-    mask[start:stop] = True
-    return mask
+@pytest.mark.parametrize("check, solution", CHECKS)
+def test_solutions_pass_their_checks(check, solution) -> None:
+    result = check(solution)
+    assert result.passed, str(result)
+
+
+@pytest.mark.parametrize("check", [c for c, _ in CHECKS])
+def test_unattempted_is_todo_and_a_call_is_a_clear_error(check) -> None:
+    def stub(*args):
+        raise NotImplementedError
+
+    result = check(stub)
+    assert not result.passed and not result.attempted and str(result).startswith("[TODO]")
+    with pytest.raises(TypeError, match="pass your function itself"):
+        check(3.0)
+
+
+def test_the_notebooks_checks_are_exported() -> None:
+    assert exercises.__all__ == ["check_reversed_needed_key", "check_local_coverage", "check_predicted_accuracy"]
+
+
+# -- exercise 1 -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("w_len", [1, 3, 11, 63])
+def test_the_reversed_needed_key_holds_the_target(w_len) -> None:
+    g = torch.Generator().manual_seed(w_len)
+    w = torch.randint(1, 128, (w_len,), generator=g)
+    sequence = torch.cat([torch.zeros(1, dtype=torch.long), w, torch.zeros(1, dtype=torch.long), w.flip(0)])
+    for i in range(w_len + 1, 2 * w_len + 1):
+        key = l07.reversed_needed_key(i, w_len)
+        assert 1 <= key <= w_len and sequence[key] == sequence[i + 1]
 
 
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (lambda n: _mask(n, n + 2, 2 * n + 2), "one to the left"),
-        (lambda n: _mask(n, n, 2 * n + 1), "separator"),
-        (lambda n: _mask(n, n + 1, 2 * n + 2), "last position"),
-        (lambda n: _mask(n, 0, n + 1), "first half"),
-        (lambda n: _mask(n, 0, 0)[:-1], "shape"),
-        (lambda n: _mask(n, 1, 2), "you marked [1]"),
-    ],
-)
-def test_second_copy_mask_names_the_mistake(wrong, hint) -> None:
-    result = exercises.check_second_copy_mask(wrong)
-    assert not result.passed and hint in result.message, result.message
-
-
-@pytest.mark.parametrize(
-    "wrong, hint",
-    [
-        (lambda i, n: i - n - 1, "current"),
-        (lambda i, n: n, "not the distance"),
-        (lambda i, n: i - n + 1, "one too close"),
+        (lambda i, n: i - n, "answer for 0w0w"),
+        (lambda i, n: 2 * n + 2 - i, "*current* token"),
+        (lambda i, n: 2 * n - i, "one too far left"),
         (lambda i, n: i + 1, "cannot read"),
         (lambda i, n: -5, "expected"),
     ],
 )
-def test_needed_key_names_the_mistake(wrong, hint) -> None:
-    result = exercises.check_needed_key(wrong)
+def test_reversed_needed_key_names_the_mistake(wrong, hint) -> None:
+    result = exercises.check_reversed_needed_key(wrong)
     assert not result.passed and hint in result.message, result.message
 
 
-def _per_row(lo, t, m):
-    hits = (lo.argmax(-1) == t) & m
-    return float((hits.sum(1).double() / m.sum(1).clamp(min=1)).mean())
+# -- exercise 2 -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("w_len, chunk", [(63, 32), (511, 64), (511, 128), (10, 8), (12, 16), (40, 32)])
+def test_local_coverage_is_the_packages(w_len, chunk) -> None:
+    assert l07.local_coverage(w_len, chunk) == duplication_stats.local_window_coverage(w_len, chunk)
 
 
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (lambda lo, t, m: float((lo.argmax(-1) == t).double().mean()), "every position"),
-        (_per_row, "pool all masked positions"),
-        (lambda lo, t, m: float((lo.argmax(-1)[~m] == t[~m]).double().mean()), "mask is False"),
-        (lambda lo, t, m: float(((lo.argmax(-1) == t) & m).sum()), "fraction"),
-        (lambda lo, t, m: -1.0, "expected"),
-        (lambda lo, t, m: [1, 2], "you returned [1, 2]"),
+        (lambda n, m: float(n <= m), "fixed borders"),
+        (lambda n, m: exercises._coverage(n, m, back=0), "chunk before its own"),
+        (lambda n, m: float(n < 2 * m), "where each query sits"),
+        (lambda n, m: exercises._coverage(n, m, offset=1), "not |w| + 1"),
+        (lambda n, m: exercises._coverage(n, m, over_all=True), "not by the whole sequence"),
+        (lambda n, m: exercises._coverage(n, m, count=True), "not a count"),
     ],
 )
-def test_masked_accuracy_names_the_mistake(wrong, hint) -> None:
-    result = exercises.check_masked_accuracy(wrong)
+def test_local_coverage_names_the_mistake(wrong, hint) -> None:
+    result = exercises.check_local_coverage(wrong)
     assert not result.passed and hint in result.message, result.message
 
 
-@pytest.mark.parametrize("check", CHECKS)
-def test_a_call_instead_of_a_function_is_a_clear_error(check) -> None:
-    with pytest.raises(TypeError, match="pass your function itself"):
-        check(3.0)
+# -- exercise 3 -----------------------------------------------------------------------------------------------
+
+
+def test_predicted_accuracy_keeps_one_round_and_certainty_fixed() -> None:
+    assert l07.predicted_accuracy(0.6, 1, 127) == pytest.approx(0.6)
+    assert l07.predicted_accuracy(1.0, 4, 127) == pytest.approx(1.0)
+    assert l07.predicted_accuracy(1 / 127, 8, 127) == pytest.approx(1 / 127)  # chance stays chance
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda a, n, s: 1 - (1 - a) ** n, "lucky guessing"),
+        (lambda a, n, s: 1 - (1 - (a - 1 / s) / (1 - 1 / s)) ** n, "still guess"),
+        (lambda a, n, s: a**n, "*every* round"),
+        (lambda a, n, s: min(1.0, n * a), "do not add up"),
+    ],
+)
+def test_predicted_accuracy_names_the_mistake(wrong, hint) -> None:
+    result = exercises.check_predicted_accuracy(wrong)
+    assert not result.passed and hint in result.message, result.message

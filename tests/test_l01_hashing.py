@@ -283,3 +283,41 @@ def test_bucket_explorer_leaves_no_pyplot_figures_behind() -> None:
 def test_bucket_explorer_rejects_bad_starting_values(kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):
         ph.bucket_explorer(**kwargs)
+
+
+# -- buckets that never win ------------------------------------------------------------------------------
+
+
+def test_empty_buckets_come_in_opposite_pairs_when_a_column_is_inside_the_hull() -> None:
+    # Columns e0, e1 and a short one between them: ±r_2 lies inside the square of ±e0, ±e1 and never wins.
+    short = 0.1 * torch.tensor([1.0, 1.0], dtype=torch.float64) / math.sqrt(2)
+    rotation = torch.stack([torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), short], dim=1).double()
+    assert ph.empty_buckets(rotation, 6) == [2, 5]
+    # Lengthen it past the square's edge (|r_2| > 1/√2): it becomes a corner and owns an arc.
+    assert ph.empty_buckets(rotation * torch.tensor([1.0, 1.0, 10.0], dtype=torch.float64), 6) == []
+
+
+@pytest.mark.parametrize("n_buckets", [2, 4])
+def test_two_columns_or_fewer_leave_no_bucket_empty(n_buckets) -> None:
+    for seed in range(20):
+        rotation = random_rotations(2, n_buckets, generator=_gen(seed), dtype=torch.float64)[0]
+        assert ph.empty_buckets(rotation, n_buckets) == []
+
+
+def test_empty_buckets_are_those_no_direction_hashes_to() -> None:
+    rotation = random_rotations(2, 12, generator=_gen(3), dtype=torch.float64)[0]
+    alpha = torch.linspace(0, 2 * math.pi, 7201, dtype=torch.float64)
+    hit = set(hash_vectors(torch.stack([alpha.cos(), alpha.sin()], -1), 12, rotations=rotation[None])[0].tolist())
+    empty = ph.empty_buckets(rotation, 12)
+    assert empty and sorted(set(range(12)) - hit) == empty
+    assert all((b + 6) % 12 in empty for b in empty)
+
+
+def test_explorer_titles_name_the_empty_buckets() -> None:
+    state = ph.explore_pair(30, 8, 3, seed=0)
+    fig = ph.plot_bucket_explorer(state, fig=detached_axes().figure)
+    circle_titles = [ax.get_title() for ax in fig.axes if ax.get_title().startswith("round")]
+    assert len(circle_titles) == 3
+    for r, title in enumerate(circle_titles):
+        empty = ph.empty_buckets(state.rotations[r], 8)
+        assert (f"buckets {', '.join(map(str, empty))}: no arc" in title) == bool(empty)

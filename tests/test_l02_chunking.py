@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
+from matplotlib.text import Annotation
 
 from reformer_lab.lessons import l02_chunking as pc
 from reformer_lab.lessons.common import bucket_colours
@@ -185,3 +186,37 @@ def test_the_first_slider_is_the_seed_and_it_changes_the_picture() -> None:
 def test_explorer_rejects_bad_settings(kwargs, message) -> None:
     with pytest.raises(ValueError, match=message):
         pc.chunking_explorer(**kwargs)
+
+
+# -- the running example and the pipeline figure -----------------------------------------------------------
+
+
+def test_running_example_is_the_seed_5_example_and_keeps_its_vectors() -> None:
+    example = pc.running_example()
+    again = _example(seed=5, length=32, n_buckets=16)
+    assert torch.equal(example.buckets, again.buckets) and torch.equal(example.qk, again.qk)
+    assert example.qk.shape == (32, 8) and example.causal
+    # The kept vectors and rotations give the buckets back: lesson 01 hashes them by hand.
+    rotation = example.info.rotations[0]
+    projected = example.qk @ rotation
+    assert torch.equal(torch.cat([projected, -projected], -1).argmax(-1), example.buckets)
+    assert pc.RUNNING_EXAMPLE == {"length": 32, "n_buckets": 16, "causal": True}
+
+
+def test_pipeline_draws_four_rows_of_cells_in_bucket_colours() -> None:
+    example = pc.running_example()
+    fig = pc.plot_pipeline(example)
+    ax = fig.axes[0]
+    cells = [p for p in ax.patches if p.get_width() < 1]
+    assert len(cells) == 4 * example.length
+    colours = bucket_colours(example.n_buckets)
+    order = example.order.numpy()
+    bucket_row = cells[example.length : 2 * example.length]
+    assert np.allclose([c.get_facecolor() for c in bucket_row], colours[example.buckets.numpy()])
+    sorted_row = cells[2 * example.length : 3 * example.length]
+    assert np.allclose([c.get_facecolor() for c in sorted_row], colours[example.buckets.numpy()[order]])
+    numbers = [t.get_text() for t in ax.texts]
+    assert numbers[2 * (example.length + 1) : 2 * (example.length + 1) + example.length] == [str(p) for p in order]
+    arrows = [t for t in ax.texts if isinstance(t, Annotation)]
+    assert len(arrows) == example.length // example.chunk_size - 1  # every chunk but the first looks back
+    plt.close(fig)

@@ -37,6 +37,7 @@ __all__ = [
     "ExplorerState",
     "bucket_arcs",
     "bucket_explorer",
+    "empty_buckets",
     "explore_pair",
     "plot_bucket_balance",
     "plot_bucket_explorer",
@@ -95,6 +96,20 @@ def bucket_arcs(rotation: Tensor, n_buckets: int) -> list[tuple[int, float, floa
         span = (end - start) % _ARC_SAMPLES
         arcs.append((buckets[start], (start - 0.5) * step, (start - 0.5 + span) * step))
     return arcs
+
+
+def empty_buckets(rotation: Tensor, n_buckets: int) -> list[int]:
+    """The buckets that own no arc of the circle (:func:`bucket_arcs`): no direction in the plane hashes to them.
+
+    Bucket j (j < n_buckets/2: +r_j, else −r_{j − n_buckets/2}) wins for some direction exactly when its signed
+    column is a corner of the convex hull of all n_buckets signed columns; a column too short to reach the hull
+    never gives the largest projection. The hull is symmetric about the origin, so empty buckets come in
+    pairs j, j + n_buckets/2. In 2-D that needs n_buckets ≥ 6 (two columns always make a parallelogram);
+    in d dimensions with n_buckets/2 ≤ d linearly independent columns it cannot happen.
+    """
+    n_buckets = check_n_buckets(n_buckets)
+    owned = {bucket for bucket, _, _ in bucket_arcs(rotation, n_buckets)}
+    return sorted(set(range(n_buckets)) - owned)
 
 
 def _label_position(unit: Tensor, other: Tensor, default_side: float) -> list[float]:
@@ -297,6 +312,8 @@ def _explorer_figsize(n_hashes: int) -> tuple[float, float]:
 def plot_bucket_explorer(state: ExplorerState, fig: Figure | None = None, *, title: bool = True) -> Figure:
     """Per round, the circle with x, y and the bucket arcs (top) and the scores [xR; −xR], [yR; −yR] (bottom).
 
+    A round's title names the buckets that own no arc (:func:`empty_buckets`), if any.
+
     ``title`` puts :meth:`ExplorerState.summary` on top (the widget shows it as text instead).
     """
     n = state.rotations.shape[0]
@@ -304,7 +321,9 @@ def plot_bucket_explorer(state: ExplorerState, fig: Figure | None = None, *, tit
         fig = plt.figure(figsize=_explorer_figsize(n))
     axes = fig.subplots(2, n, squeeze=False, gridspec_kw={"height_ratios": [3, 2]})
     for r in range(n):
-        plot_hash_circle(state.x, state.y, state.rotations[r], state.n_buckets, axes[0, r], title=f"round {r + 1}")
+        empty = empty_buckets(state.rotations[r], state.n_buckets)
+        head = f"round {r + 1}" + (f" (buckets {', '.join(map(str, empty))}: no arc)" if empty else "")
+        plot_hash_circle(state.x, state.y, state.rotations[r], state.n_buckets, axes[0, r], title=head)
         plot_projections(state.x, state.y, state.rotations[r], state.n_buckets, axes[1, r], legend=False)
     handles, labels = axes[1, 0].get_legend_handles_labels()
     fig.legend(handles, [f"{label}, its bucket ringed" for label in labels], loc="lower center", ncols=2,

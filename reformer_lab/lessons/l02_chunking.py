@@ -44,17 +44,25 @@ from reformer_lab.validation import as_bool, as_int, one_of
 __all__ = [
     "EXPLORER_LENGTHS",
     "EXPLORER_N_BUCKETS",
+    "RUNNING_EXAMPLE",
     "ChunkingExample",
     "chunking_example",
     "chunking_explorer",
     "plot_chunking",
     "plot_figure2",
     "plot_overflow",
+    "plot_pipeline",
+    "running_example",
 ]
 
 EXPLORER_LENGTHS = (16, 32, 64)
 EXPLORER_N_BUCKETS = (2, 4, 8, 16)
 _MAX_LENGTH = 128  # the pictures draw one cell per pair: beyond this they are unreadable
+
+#: The running example of lessons 01–03: ``chunking_example(**RUNNING_EXAMPLE, generator=Generator().manual_seed(5))``
+#: (see :func:`running_example`): 32 random vectors in d = 8, one hash round, 16 buckets, so chunks of m = 4.
+RUNNING_EXAMPLE = {"length": 32, "n_buckets": 16, "causal": True}
+RUNNING_EXAMPLE_SEED = 5
 
 _OFF = (1.0, 1.0, 1.0, 0.0)  # not computed: transparent on white
 _COMPUTED = (0.86, 0.86, 0.86, 1.0)  # computed (in the window), but masked or another bucket
@@ -66,14 +74,16 @@ class ChunkingExample:
     """One small LSH attention call and what the figures need from it (one sequence, one hash round).
 
     ``info`` is the :class:`LSHInfo` of ``lsh_attention(qk, v, ..., return_info=True)`` for ``qk`` of
-    shape ``[L, d]``; ``q_buckets``/``k_buckets`` (``[L]``) hash separate query and key projections
-    with the same rotations, for panel (b).
+    shape ``[L, d]`` (kept, so a lesson can hash it again: ``info.rotations[0]`` is the one round's R);
+    ``q_buckets``/``k_buckets`` (``[L]``) hash separate query and key projections with the same
+    rotations, for panel (b).
     """
 
     info: LSHInfo
     q_buckets: Tensor
     k_buckets: Tensor
     causal: bool
+    qk: Tensor | None = None
 
     @property
     def buckets(self) -> Tensor:
@@ -128,7 +138,15 @@ def chunking_example(
         q_buckets=info.buckets[0],
         k_buckets=hash_vectors(keys, n_buckets, rotations=rotations)[0],
         causal=causal,
+        qk=x,
     )
+
+
+def running_example() -> ChunkingExample:
+    """The one small sequence lessons 01–03 follow: ``chunking_example(length=32, n_buckets=16, causal=True,
+    generator=torch.Generator().manual_seed(5))``. Lesson 01 hashes its vectors, lesson 02 sorts and chunks
+    them (:func:`plot_pipeline`, :func:`plot_figure2`); the chunking explorer starts on it."""
+    return chunking_example(**RUNNING_EXAMPLE, generator=torch.Generator().manual_seed(RUNNING_EXAMPLE_SEED))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -226,6 +244,56 @@ def _legend(fig: Figure, colours: np.ndarray, *, ncols: int = 4) -> None:
 # ----------------------------------------------------------------------------------------------------
 # The figures
 # ----------------------------------------------------------------------------------------------------
+
+
+def plot_pipeline(example: ChunkingExample, ax: Axes | None = None) -> Figure:
+    """The left half of paper Figure 2 for ``example``: four rows of cells, one per step.
+
+    1. the sequence of queries = keys (numbers: position);
+    2. LSH bucketing: the same order, each position coloured by its bucket (numbers: bucket);
+    3. sorted by (bucket, position) (numbers: position);
+    4. the sorted sequence cut into chunks of m, drawn apart, each with an arrow to the chunk it looks back
+       at (the first has none);
+
+    and a line for step 5: a query attends to the keys of its own bucket in these two chunks.
+    """
+    n, m, colours = example.length, example.chunk_size, bucket_colours(example.n_buckets)
+    buckets, order = _np(example.buckets), _np(example.order)
+    gap = 0.6
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(0.36 * (n + gap * n / m) + 2.6, 3.9))
+    size = 7 if n <= 32 else 5
+    rows = [
+        ("1. sequence of queries = keys\n(numbers: position)", [None] * n, np.arange(n), 0.0),
+        ("2. LSH bucketing\n(colour and number: bucket)", buckets, buckets, 0.0),
+        ("3. sort by bucket, then position\n(numbers: position)", buckets[order], order, 0.0),
+        (f"4. cut into chunks of m = {m}\n(numbers: position)", buckets[order], order, gap),
+    ]
+    for r, (label, cell_buckets, numbers, spread) in enumerate(rows):
+        y = -1.6 * r
+        for slot in range(n):
+            x = slot + spread * (slot // m)
+            face = "#eeeeee" if cell_buckets[slot] is None else colours[cell_buckets[slot]]
+            ax.add_patch(Rectangle((x, y), 0.92, 0.92, facecolor=face, edgecolor="0.5", linewidth=0.5))
+            ax.text(x + 0.46, y + 0.46, str(numbers[slot]), ha="center", va="center", fontsize=size)
+        ax.text(-0.6, y + 0.46, label, ha="right", va="center", fontsize=8, linespacing=1.1)
+    y = -1.6 * (len(rows) - 1)
+    for c in range(n // m):
+        centre = c * (m + gap) + m / 2
+        ax.text(centre - 0.04, y - 0.3, f"chunk {c}", ha="center", va="center", fontsize=7, color="0.3")
+        if c > 0:
+            ax.annotate("", xy=(centre - m - gap, y - 0.55), xytext=(centre, y - 0.55),
+                        arrowprops={"arrowstyle": "->", "color": "0.35", "lw": 0.8,
+                                    "connectionstyle": "arc3,rad=-0.3"})
+    ax.text(0, y - 2.0, "5. each chunk attends to the keys of its own bucket in itself and in the chunk before it "
+            "(arrows); the first chunk looks back at nothing", fontsize=8, va="center")
+    ax.set_xlim(-0.2, n + gap * (n // m) + 0.2)
+    ax.set_ylim(y - 2.3, 1.2)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    ax.set_title(f"Figure 2's pipeline for one sequence: L = {n}, n_buckets = {example.n_buckets}, "
+                 f"m = 2L/n_buckets = {m}", fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def plot_figure2(example: ChunkingExample, fig: Figure | None = None) -> Figure:

@@ -1,21 +1,42 @@
-"""Lesson 07, the duplication task (paper §2.1, Table 2): Table 2 as text and the runs' learning curves.
+"""Lesson 07, the duplication task (paper §2.1, Table 2): Table 2 as text, the runs' learning curves, and the
+chunk-size × hash-rounds grid with its explorer widget.
 
 The numbers come from :mod:`reformer_lab.measure.duplication_stats`, which reads and evaluates the committed runs.
+:func:`sweep_grid` evaluates every trained model at every (chunk size, n_hashes) once;
+:func:`plot_sweep_grid` draws one model's grid as a heatmap, :func:`plot_sweep_grids` all of them, and
+:func:`sweep_explorer` (built by :func:`reformer_lab.lessons.common.explorer`) only redraws a precomputed grid.
 """
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import ipywidgets as w
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-from reformer_lab.lessons.common import new_axes
-from reformer_lab.measure.duplication_stats import EVAL_COLUMNS
+from reformer_lab.data import DuplicationTask
+from reformer_lab.lessons.common import Explorer, choice_slider, explorer, new_axes
+from reformer_lab.measure.duplication_stats import EVAL_COLUMNS, bucket_sweep
+from reformer_lab.model import ReformerLM
+from reformer_lab.validation import one_of, positive_int
 
-__all__ = ["format_table", "plot_learning_curves", "plot_live_run"]
+__all__ = [
+    "SweepGrid",
+    "format_table",
+    "plot_learning_curves",
+    "plot_live_run",
+    "plot_sweep_grid",
+    "plot_sweep_grids",
+    "sweep_explorer",
+    "sweep_grid",
+]
 
 _LABELS = {"full": "full", "lsh-8": "LSH-8", "lsh-4": "LSH-4", "lsh-2": "LSH-2", "lsh-1": "LSH-1"}
 _COLOURS = {"full": "#4C72B0", "lsh-4": "#C44E52", "lsh-2": "#DD8452", "lsh-1": "#55A868"}
@@ -87,3 +108,147 @@ def plot_live_run(history: Sequence[Mapping[str, float]], evals: Sequence[Mappin
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------------------------------
+# Chunk size × hash rounds: the grid, its heatmaps and the explorer
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepGrid:
+    """Accuracy of trained models evaluated with LSH attention at every (n_hashes, chunk_size) of a grid.
+
+    ``accuracy[setting]`` is a ``[len(hash_counts), len(chunk_sizes)]`` array of accuracies in [0, 1]
+    (rows: n_hashes, columns: chunk sizes), for sequences of ``length`` tokens, so that chunk size m means
+    n_buckets = 2·length/m. ``n_sequences`` is how many held-out sequences each cell was evaluated on.
+    """
+
+    chunk_sizes: tuple[int, ...]
+    hash_counts: tuple[int, ...]
+    length: int
+    n_sequences: int
+    accuracy: Mapping[str, np.ndarray]
+
+    def __post_init__(self) -> None:
+        if not self.accuracy:
+            raise ValueError("a SweepGrid needs the accuracy of at least one model")
+        shape = (len(self.hash_counts), len(self.chunk_sizes))
+        for setting, values in self.accuracy.items():
+            if np.shape(values) != shape:
+                raise ValueError(f"accuracy[{setting!r}] has shape {np.shape(values)}, expected {shape} "
+                                 f"(n_hashes × chunk sizes)")
+
+    def n_buckets(self, chunk_size: int) -> int:
+        """The bucket count a chunk size means at this length: 2·length/chunk_size."""
+        return 2 * self.length // chunk_size
+
+    def at(self, setting: str, chunk_size: int, n_hashes: int) -> float:
+        """One cell: the accuracy of ``setting``'s weights at ``chunk_size`` and ``n_hashes``."""
+        setting = one_of("setting", setting, list(self.accuracy))
+        row = list(self.hash_counts).index(one_of("n_hashes", n_hashes, self.hash_counts))
+        column = list(self.chunk_sizes).index(one_of("chunk_size", chunk_size, self.chunk_sizes))
+        return float(self.accuracy[setting][row, column])
+
+
+def sweep_grid(models: Mapping[str, ReformerLM], task: DuplicationTask, chunk_sizes: Sequence[int],
+               hash_counts: Sequence[int] = (1, 2, 4, 8), *, batches: int = 1, batch_size: int = 16,
+               seed: int = 1234) -> SweepGrid:
+    """Evaluate each model's weights with LSH attention at every chunk size and number of hash rounds, once.
+
+    Each cell is :func:`reformer_lab.measure.duplication_stats.bucket_sweep` (the same ``batches`` ×
+    ``batch_size`` held-out sequences and evaluation ``seed`` for every cell). Every chunk size must divide
+    the sequence length 2·(|w| + 1) and leave an even bucket count 2·length/chunk_size.
+    """
+    length = 2 * (task.w_len + 1)
+    chunk_sizes = tuple(positive_int("chunk_size", c) for c in chunk_sizes)
+    hash_counts = tuple(positive_int("n_hashes", n) for n in hash_counts)
+    if not chunk_sizes or not hash_counts or not models:
+        raise ValueError("sweep_grid needs at least one model, one chunk size and one hash count")
+    for chunk in chunk_sizes:
+        if length % chunk or (2 * length // chunk) % 2:
+            raise ValueError(f"chunk_size {chunk} must divide the length {length} and leave an even bucket count")
+    accuracy = {}
+    for setting, model in models.items():
+        rows = [bucket_sweep(model, task, chunk_sizes, n_hashes=n, batches=batches, batch_size=batch_size, seed=seed)
+                for n in hash_counts]
+        accuracy[setting] = np.array([[row[c] for c in chunk_sizes] for row in rows])
+    return SweepGrid(chunk_sizes, hash_counts, length, batches * batch_size, accuracy)
+
+
+def plot_sweep_grid(grid: SweepGrid, setting: str, *, chunk_size: int | None = None, n_hashes: int | None = None,
+                    ax: Axes | None = None, colorbar: bool = True) -> Figure:
+    """Heatmap of one model's accuracy: rows n_hashes, columns chunk size (and its bucket count), each cell
+    printed in %; the cell (``chunk_size``, ``n_hashes``), when given, is outlined in black."""
+    setting = one_of("setting", setting, list(grid.accuracy))
+    fig, ax = new_axes(ax, figsize=(5.6, 3.4))
+    values = 100 * grid.accuracy[setting]
+    lowest = min(float(v.min()) for v in grid.accuracy.values())  # one colour scale for every model of the grid
+    image = ax.imshow(values, cmap="viridis", vmin=min(50.0, 10 * np.floor(10 * lowest)), vmax=100, aspect="auto",
+                      origin="lower")
+    for r in range(len(grid.hash_counts)):
+        for c in range(len(grid.chunk_sizes)):
+            value = values[r, c]
+            shown = "100" if value >= 99.95 else f"{value:.1f}"  # 100 fits a narrow cell; 99.95 would print as 100.0
+            ax.text(c, r, shown, ha="center", va="center", fontsize=7,
+                    color="black" if value > 80 else "white")
+    ax.set_xticks(range(len(grid.chunk_sizes)))
+    ax.set_xticklabels([f"{c}\n({grid.n_buckets(c)})" for c in grid.chunk_sizes], fontsize=7)
+    ax.set_yticks(range(len(grid.hash_counts)))
+    ax.set_yticklabels([str(n) for n in grid.hash_counts], fontsize=7)
+    ax.set_xlabel("chunk size m (n_buckets)", fontsize=8)
+    ax.set_ylabel("n_hashes at evaluation", fontsize=8)
+    ax.set_title(f"trained with {_LABELS.get(setting, setting)}", fontsize=9)
+    if chunk_size is not None or n_hashes is not None:
+        if chunk_size is None or n_hashes is None:
+            raise ValueError("mark a cell with both chunk_size and n_hashes, or neither")
+        c = list(grid.chunk_sizes).index(one_of("chunk_size", chunk_size, grid.chunk_sizes))
+        r = list(grid.hash_counts).index(one_of("n_hashes", n_hashes, grid.hash_counts))
+        ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2.5))
+        ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="white", linewidth=1.0))
+    if colorbar:
+        fig.colorbar(image, ax=ax, label="accuracy on the second w (%)", shrink=0.9)
+    return fig
+
+
+def plot_sweep_grids(grid: SweepGrid, fig: Figure | None = None) -> Figure:
+    """One heatmap per model of ``grid`` side by side (:func:`plot_sweep_grid`), one shared colour bar."""
+    fig = fig if fig is not None else plt.figure(figsize=(3.2 * len(grid.accuracy) + 1.2, 3.5))
+    axes = fig.subplots(1, len(grid.accuracy), squeeze=False)[0]
+    for ax, setting in zip(axes, grid.accuracy, strict=True):
+        plot_sweep_grid(grid, setting, ax=ax, colorbar=False)
+    for ax in axes[1:]:
+        ax.set_ylabel("")
+    fig.subplots_adjust(left=0.06, right=0.9, top=0.8, bottom=0.2, wspace=0.25)
+    fig.colorbar(axes[0].images[0], ax=list(axes), label="accuracy (%)", shrink=0.9, pad=0.02)
+    fig.suptitle(f"LSH evaluation of each trained model: length {grid.length}, {grid.n_sequences} held-out "
+                 f"sequences per cell", fontsize=10, x=0.48)
+    return fig
+
+
+def _sweep_drawing(grid: SweepGrid, chunk_size: int, n_hashes: int, setting: str) -> tuple[Figure, str]:
+    fig = Figure(figsize=(5.6, 3.4))
+    plot_sweep_grid(grid, setting, chunk_size=chunk_size, n_hashes=n_hashes, ax=fig.add_subplot())
+    fig.tight_layout()
+    value = grid.at(setting, chunk_size, n_hashes)
+    text = (f"trained with {_LABELS.get(setting, setting)}, evaluated with LSH-{n_hashes} at chunk size "
+            f"{chunk_size} ({grid.n_buckets(chunk_size)} buckets): <b>{100 * value:.1f}%</b> "
+            f"of {grid.n_sequences} sequences' second w")
+    return fig, html.escape(text).replace("&lt;b&gt;", "<b>").replace("&lt;/b&gt;", "</b>")
+
+
+def sweep_explorer(grid: SweepGrid, chunk_size: int | None = None, n_hashes: int | None = None,
+                   setting: str | None = None) -> Explorer:
+    """Lesson 07's widget over a precomputed :class:`SweepGrid`: sliders for the chunk size and n_hashes, a
+    dropdown for the trained model; moving one only redraws (:func:`plot_sweep_grid`, chosen cell outlined)."""
+    chunk_size = grid.chunk_sizes[len(grid.chunk_sizes) // 2] if chunk_size is None else chunk_size
+    n_hashes = grid.hash_counts[0] if n_hashes is None else n_hashes
+    setting = next(iter(grid.accuracy)) if setting is None else one_of("setting", setting, list(grid.accuracy))
+    controls = {
+        "chunk_size": choice_slider("chunk_size", chunk_size, grid.chunk_sizes, "chunk size",
+                                    label=lambda c: f"{c} ({grid.n_buckets(c)} buckets)"),
+        "n_hashes": choice_slider("n_hashes", n_hashes, grid.hash_counts),
+        "setting": w.Dropdown(options=[(_LABELS.get(s, s), s) for s in grid.accuracy], value=setting,
+                              description="trained with"),
+    }
+    return explorer(controls, lambda **kw: _sweep_drawing(grid, **kw), width="560px", label_width="100px")

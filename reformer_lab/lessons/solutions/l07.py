@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
 
+def reversed_needed_key(position: int, w_len: int) -> int:
+    """In 0 w 0 wᴿ the target of position i is token i + 1, the (i + 1 − (|w| + 2))-th symbol of wᴿ (from 0),
+    which is symbol 2|w| − i of w (from 0), at position 2|w| + 1 − i of the first copy.
 
-def second_copy_mask(w_len: int) -> Tensor:
-    """``[2·(w_len + 1)]`` bool: True at the positions whose *target* (the next token) is a symbol of the second w.
-
-    The sequence is 0 w 0 w; the second w occupies positions w_len + 2 … 2·w_len + 1, so its symbols are the
-    targets of positions w_len + 1 … 2·w_len.
+    The first masked query, |w| + 1, needs the key right before the separator (|w| back is 1 position back);
+    the last, 2|w|, needs position 1: unlike 0w0w, the distance runs from 1 to 2|w| − 1.
     """
-    mask = torch.zeros(2 * (w_len + 1), dtype=torch.bool)
-    mask[w_len + 1 : 2 * w_len + 1] = True
-    return mask
+    return 2 * w_len + 1 - position
 
 
-def needed_key(position: int, w_len: int) -> int:
-    """The key a causal model must read to predict ``targets[position]``: the sequence repeats with period
-    w_len + 1, and the target (token position + 1) sits w_len + 1 earlier at position − w_len."""
-    return position - w_len
+def local_coverage(w_len: int, chunk_size: int) -> float:
+    """Masked queries i = |w| + 1 … 2|w| whose key i − |w| is in i's chunk or the one before, as a fraction."""
+    masked = range(w_len + 1, 2 * w_len + 1)
+    seen = sum(i // chunk_size - (i - w_len) // chunk_size <= 1 for i in masked)
+    return seen / w_len
 
 
-def masked_accuracy(logits: Tensor, targets: Tensor, mask: Tensor) -> float:
-    """Next-token accuracy over the masked positions only, pooled over the whole batch."""
-    mask = mask.bool()
-    return float((logits.argmax(-1)[mask] == targets[mask]).float().mean())
+def predicted_accuracy(one_round_accuracy: float, n_hashes: int, n_symbols: int) -> float:
+    """a₁ = p + (1 − p)/N gives the chance p that one round finds the key; n independent rounds find it with
+    q = 1 − (1 − p)^n; the rest guess: a_n = q + (1 − q)/N."""
+    chance = 1 / n_symbols
+    p = (one_round_accuracy - chance) / (1 - chance)
+    found = 1 - (1 - p) ** n_hashes
+    return found + (1 - found) * chance
