@@ -122,7 +122,8 @@ def load_lesson_model(setting: str, directory: str | Path | None = None, scale: 
     record = load_record(setting, directory, scale)
     path = weights_path(setting, directory, scale)
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing; export it with reformer_lab.measure.duplication_stats.export_weights")
+        raise FileNotFoundError(f"{path} is missing; make it with export_weights() in this module from the run's "
+                                "checkpoint")
     with torch.random.fork_rng(devices=[]):  # the throw-away initialisation leaves the caller's RNG alone
         model = ReformerLM(ReformerConfig.from_dict(record["config"]["model"]))
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
