@@ -3,7 +3,8 @@
 The package has three layers; each imports only the ones above it in this list:
 
 * the Reformer itself, at the top level: ``hashing``, ``attention`` (with ``lsh_chunks``), ``feedforward``,
-  ``reversible``, ``model``, ``data``, ``train``, and ``validation`` (the argument checks every layer uses);
+  ``reversible``, ``model``, ``data``, ``train``, ``files`` (atomic writes) and ``validation`` (the argument
+  checks every layer uses);
 * ``reformer_lab.measure``: formulas, memory tools, benchmarks, experiment runners and the statistics
   behind the lessons' tables (no plotting);
 * ``reformer_lab.lessons``: one module per lesson with its figures and widget (``l02_chunking`` draws what

@@ -41,6 +41,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from reformer_lab.data import Batch
+from reformer_lab.files import write_atomic
 from reformer_lab.validation import ArgumentTypeError, as_bool, as_float, as_int, positive_float, positive_int
 
 __all__ = ["CHECKPOINT_KEYS", "CheckpointError", "TrainConfig", "TrainResult", "Task", "evaluate", "load_checkpoint",
@@ -281,20 +282,6 @@ def _plain_problem(value: Any, where: str) -> str | None:
     return f"{where} is a {type(value).__module__}.{type(value).__qualname__}"
 
 
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename in ``directory`` durable (where directories can be opened: not on Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _save(path: Path, state: dict[str, Any]) -> None:
     """Write ``state`` to ``path`` atomically: into ``.<name>.<pid>-<random>.tmp`` beside it, flushed and
     fsynced, then renamed over ``path`` and the directory fsynced. ``path`` always holds a whole checkpoint,
@@ -308,21 +295,7 @@ def _save(path: Path, state: dict[str, Any]) -> None:
         raise CheckpointError(path, f"cannot save {path}: {problem}, which torch.load(weights_only=True) refuses",
                               "a checkpoint holds tensors and plain values (dict, list, tuple, str, int, float, bool, "
                               "None)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
-    try:
-        with open(tmp, "xb") as file:
-            torch.save(state, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        raise
-    _fsync_directory(path.parent)
+    write_atomic(path, lambda file: torch.save(state, file))
 
 
 @dataclass

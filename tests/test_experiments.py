@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from reformer_lab.measure import experiments, files
+from reformer_lab import files
+from reformer_lab.measure import experiments
 from reformer_lab.measure.experiments import EVAL_COLUMNS, load_model, main, measure_model_step, spec_for
 from reformer_lab.train import CheckpointError
 

@@ -23,7 +23,7 @@ taking turns: the time ratios then compare steps taken side by side.
 
 Every argument is checked before the first measurement (:mod:`reformer_lab.validation`), and so is the
 ``--json`` file's directory (created, and written to); the JSON is written atomically
-(:mod:`reformer_lab.measure.files`). A measurement that fails is shown in the table with its message and,
+(:mod:`reformer_lab.files`). A measurement that fails is shown in the table with its message and,
 after everything else was measured and written, makes the command exit with status 1.
 """
 
@@ -44,8 +44,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from reformer_lab.files import check_writable, write_json_atomic
 from reformer_lab.measure.feedforward_stats import table3_bytes
-from reformer_lab.measure.files import check_writable, write_json_atomic
 from reformer_lab.measure.memory import (
     format_bytes,
     peak_rss_bytes,

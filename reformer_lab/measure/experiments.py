@@ -31,7 +31,7 @@ Nothing is lost and nothing runs that should not:
   extended to more steps is not the run trained for that many). ``--fresh`` discards the checkpoint.
 * Checkpoints are read with ``weights_only=True`` (never running code from the file); a damaged one is
   an error naming it and ``--fresh``. The JSON files and the checkpoint are written atomically
-  (:mod:`reformer_lab.measure.files`), so a run killed at any moment leaves whole files, and rerunning
+  (:mod:`reformer_lab.files`), so a run killed at any moment leaves whole files, and rerunning
   it ends with the same JSON record (up to times and dates) as a run never interrupted.
 
 Data parallel: ``torchrun --nproc_per_node=N -m reformer_lab.experiments ...`` runs the same command
@@ -56,7 +56,7 @@ import torch
 import torch.distributed as dist
 
 from reformer_lab.data import CharCorpus, DuplicationTask, enwik8_corpus
-from reformer_lab.measure.files import check_writable, remove_stale_temps, write_json_atomic
+from reformer_lab.files import check_writable, remove_stale_temps, write_json_atomic
 from reformer_lab.measure.memory import peak_rss_bytes
 from reformer_lab.model import ReformerConfig, ReformerLM
 from reformer_lab.train import CheckpointError, TrainConfig, evaluate, load_checkpoint, train

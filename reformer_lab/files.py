@@ -1,12 +1,11 @@
 """Result files written so that nothing is lost or left half-written: atomic writes, output checked up front.
 
-Every result file of the experiment runner and the benchmarks goes through :func:`write_json_atomic`: the
-data is written to a temporary file beside the target (``.<name>.<pid>-<random>.tmp``), flushed and
-fsynced, then renamed over the target with :func:`os.replace`, and the directory is fsynced. A reader (or a
-rerun) therefore sees the old file or the new one, never a truncated one, even when the process is killed
-mid-write; a killed write may leave its temporary file, which :func:`remove_stale_temps` clears. Training
-checkpoints (:mod:`reformer_lab.train`) are written by the same protocol, with the same temporary names (the
-core may not import from :mod:`reformer_lab.measure`, so it has its own copy of these few lines).
+Training checkpoints (:mod:`reformer_lab.train`) and every result file of the experiment runner and the
+benchmarks go through :func:`write_atomic`: the data is written to a temporary file beside the target
+(``.<name>.<pid>-<random>.tmp``), flushed and fsynced, then renamed over the target with :func:`os.replace`,
+and the directory is fsynced. A reader (or a rerun) therefore sees the old file or the new one, never a
+truncated one, even when the process is killed mid-write; a killed write may leave its temporary file,
+which :func:`remove_stale_temps` clears.
 
 :func:`check_writable` is called before any work starts: a run that cannot write its result fails at
 once, not after hours of training or a whole benchmark.
@@ -16,10 +15,18 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-__all__ = ["check_writable", "remove_stale_temps", "temp_path", "write_bytes_atomic", "write_json_atomic"]
+__all__ = [
+    "check_writable",
+    "remove_stale_temps",
+    "temp_path",
+    "write_atomic",
+    "write_bytes_atomic",
+    "write_json_atomic",
+]
 
 
 def temp_path(path: str | Path) -> Path:
@@ -55,14 +62,15 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file, flush, fsync, rename, fsync the directory)."""
+def write_atomic(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
+    """Call ``write(file)`` on a temporary file beside ``path``, then flush, fsync, rename it over ``path`` and
+    fsync the directory; on any error the temporary file is removed and ``path`` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     try:
         with open(tmp, "xb") as file:
-            file.write(data)
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
@@ -74,6 +82,11 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
         raise
     _fsync_directory(path.parent)
     return path
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`write_atomic`)."""
+    return write_atomic(path, lambda file: file.write(data))
 
 
 def write_json_atomic(path: str | Path, data: Any, *, indent: int | None = 1) -> Path:
