@@ -45,3 +45,12 @@ def test_first_cell_sets_up_and_figures_are_png(path: Path) -> None:
     for i, cell in enumerate(cells):
         for output in cell["outputs"]:
             assert "image/svg+xml" not in output.get("data", {}), f"{path.name}: cell {i} stores SVG; use PNG"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_first_cell_says_how_to_install_when_the_package_is_missing(path) -> None:
+    cells = json.loads(path.read_text())["cells"]
+    first = "".join(next(c for c in cells if c["cell_type"] == "code")["source"])
+    guard = first.find("except ModuleNotFoundError")
+    assert 0 <= guard < first.find("from reformer_lab"), f"{path.name}: the install hint must come first"
+    assert "make lab" in first
