@@ -109,7 +109,9 @@ def test_a_known_mistake_earns_its_hint_and_an_unknown_one_the_expected_value() 
     assert str(hinted) == "[FAIL] Ex: for (1): you returned 1. Hint: double it."
     unknown = grade("Ex", lambda x: 7, NUMBERS, mistakes)
     assert unknown.message == "for (1): expected 2, you returned 7."
-    assert grade("Ex", lambda x: "two", NUMBERS).message == "for (1): expected 2, you returned 'two'."
+    assert grade("Ex", lambda x: "two", NUMBERS).message == (
+        "for (1): expected a number, you returned 'two' (str): return the value itself."
+    )
 
 
 def test_tolerances_are_checked() -> None:
@@ -219,3 +221,11 @@ def test_diagnose_reads_a_hint_off_an_answer_of_the_right_shape_that_no_mistake_
 def test_describe_says_how_a_difference_in_values_reads() -> None:
     result = grade_tensors("Ex", lambda x: x, COUNTS, describe=lambda got, want: f"{got.tolist()} ≠ {want.tolist()}.")
     assert result.message == "for ([1, 2, 3]): [1, 2, 3] ≠ [2, 4, 6]."
+
+
+@pytest.mark.parametrize("answer", ["16", b"16", True, None])
+def test_a_number_grader_refuses_what_is_not_a_number(answer) -> None:
+    from reformer_lab.lessons.exercises import Case, grade
+
+    result = grade("Exercise 0 (n)", lambda: answer, [Case((), 1.0)])
+    assert not result.passed and "expected a number" in str(result)

@@ -186,6 +186,8 @@ def grade(
     rel = as_float("rel", rel, minimum=0.0)
 
     def verdict(case: Case, got: Any) -> str | None:
+        if isinstance(got, str | bytes | bool) or got is None:
+            return f"expected a number, you returned {got!r} ({type(got).__name__}): return the value itself."
         if _close(got, case.want, rel):
             return None
         hint = first_hint(mistakes, case.args, lambda wrong: _close(got, wrong, rel))
