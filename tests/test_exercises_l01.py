@@ -11,37 +11,6 @@ from reformer_lab.hashing import hash_vectors
 from reformer_lab.lessons.exercises import l01 as exercises
 from reformer_lab.lessons.solutions import l01
 
-CHECKS = [
-    (exercises.check_factorised_hash, l01.factorised_hash),
-    (exercises.check_four_bucket_collision, l01.four_bucket_collision),
-    (exercises.check_rounds_needed, l01.rounds_needed),
-]
-
-
-@pytest.mark.parametrize("check, solution", CHECKS)
-def test_solutions_pass_their_checks(check, solution) -> None:
-    result = check(solution)
-    assert result.passed, str(result)
-    assert str(result).startswith("[PASS]")
-
-
-@pytest.mark.parametrize("check", [c for c, _ in CHECKS])
-def test_unattempted_is_todo_and_a_call_is_a_clear_error(check) -> None:
-    def stub(*args):
-        raise NotImplementedError
-
-    result = check(stub)
-    assert not result.passed and not result.attempted and str(result).startswith("[TODO]")
-    with pytest.raises(TypeError, match="no parentheses"):
-        check(0.5)
-
-
-def test_the_notebooks_checks_are_exported() -> None:
-    assert exercises.__all__ == ["check_factorised_hash", "check_four_bucket_collision", "check_rounds_needed"]
-
-
-# -- exercise 1: the factorised hash ------------------------------------------------------------------------
-
 
 def _halves(x, r, fs):
     f1, f2 = fs

@@ -9,36 +9,6 @@ from reformer_lab.lessons.exercises import l07 as exercises
 from reformer_lab.lessons.solutions import l07
 from reformer_lab.measure import duplication_stats
 
-CHECKS = [
-    (exercises.check_reversed_needed_key, l07.reversed_needed_key),
-    (exercises.check_local_coverage, l07.local_coverage),
-    (exercises.check_predicted_accuracy, l07.predicted_accuracy),
-]
-
-
-@pytest.mark.parametrize("check, solution", CHECKS)
-def test_solutions_pass_their_checks(check, solution) -> None:
-    result = check(solution)
-    assert result.passed, str(result)
-
-
-@pytest.mark.parametrize("check", [c for c, _ in CHECKS])
-def test_unattempted_is_todo_and_a_call_is_a_clear_error(check) -> None:
-    def stub(*args):
-        raise NotImplementedError
-
-    result = check(stub)
-    assert not result.passed and not result.attempted and str(result).startswith("[TODO]")
-    with pytest.raises(TypeError, match="pass your function itself"):
-        check(3.0)
-
-
-def test_the_notebooks_checks_are_exported() -> None:
-    assert exercises.__all__ == ["check_reversed_needed_key", "check_local_coverage", "check_predicted_accuracy"]
-
-
-# -- exercise 1 -----------------------------------------------------------------------------------------------
-
 
 @pytest.mark.parametrize("w_len", [1, 3, 11, 63])
 def test_the_reversed_needed_key_holds_the_target(w_len) -> None:
