@@ -19,7 +19,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with sanitize.cfg --nbval-cell-timeout=600
 
 .PHONY: venv check-python lab test test-unit test-notebooks test-portable test-browser notebooks site lint lock binder-url \
-	bench-attention bench-peers clean
+	bench-attention bench-peers bench-cuda clean
 
 venv: $(STAMP)
 
@@ -105,6 +105,17 @@ bench-peers: venv
 	@test -x build/peers/bin/python || ($(PYTHON) -m venv build/peers && \
 		build/peers/bin/pip install --quiet -r requirements.lock && build/peers/bin/pip install --quiet -e '.[peers]')
 	build/peers/bin/python -m reformer_lab.bench attention --peers --variants lsh-2 sdpa --lengths 4096 8192 16384
+
+## make bench-cuda: Figure 5 (right) at the paper's 32K tokens per step on an NVIDIA GPU, written to results/bench/.
+## CUDA_PYTHON is a Python whose torch sees the GPU (this venv's CPU build does not): make bench-cuda CUDA_PYTHON=python3
+CUDA_PYTHON ?= $(PY)
+BENCH_RESULTS ?= results/bench
+FIG5_GRID := --tokens 32768 --lengths 1024 2048 4096 8192 16384 32768 --full-cap 32768 --repeats 5
+bench-cuda:
+	$(CUDA_PYTHON) -m pytest -q -p no:cacheprovider tests/test_attention.py tests/test_memory.py tests/test_reversible.py -k cuda
+	$(CUDA_PYTHON) -m reformer_lab.bench attention --device cuda --layer $(FIG5_GRID) \
+		--json $(BENCH_RESULTS)/attention-layer-cuda.json
+	$(CUDA_PYTHON) -m reformer_lab.bench attention --device cuda $(FIG5_GRID) --json $(BENCH_RESULTS)/attention-cuda.json
 
 ## make binder-url: print the mybinder.org link for this clone's `origin` remote (needs only Python, no venv)
 binder-url:

@@ -47,7 +47,7 @@ Where the paper is implemented or measured (section, equation, table or figure �
     Table 3 (measured)                 reformer_lab.measure.feedforward_stats.measure_table3
     §5      the whole model            reformer_lab.model.ReformerLM
     §5      training                   reformer_lab.train.train
-    Fig. 5  speed against length       reformer_lab.measure.bench.time_step
+    Fig. 5  speed against length       reformer_lab.measure.attention_steps.time_step
 
 Each named module's own docstring (or the named object's) cites the same item, so a search for "Eq. 11"
 or "Table 3" lands in the file that holds it.

@@ -746,3 +746,22 @@ def test_the_self_penalty_is_exactly_1e5(attend):
     out = attend(qk, v)
     assert out[0, 0, 0].item() == pytest.approx(1 / (1 + math.exp(-1)), abs=1e-9)
     assert out[0, 1, 0].item() == pytest.approx(1.0, abs=1e-12)  # query 1's own logit is 1 − 1e5: all weight on key 0
+
+
+def _cuda_case(device: str, causal: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """LSH attention's output and gradients on ``device`` for one fixed float64 input and rotations."""
+    generator = torch.Generator().manual_seed(3)
+    qk, v = (torch.randn(2, 3, 256, 16, generator=generator, dtype=torch.float64) for _ in range(2))
+    rotations = random_rotations(16, 16, 4, generator=generator, dtype=torch.float64)
+    qk, v = (t.to(device).requires_grad_() for t in (qk, v))
+    out = lsh_attention(qk, v, n_buckets=16, rotations=rotations.to(device), chunk_size=32, causal=causal)
+    out.square().sum().backward()
+    return out.detach().cpu(), qk.grad.cpu(), v.grad.cpu()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("causal", [False, True])
+def test_lsh_attention_on_cuda_equals_cpu(causal: bool) -> None:
+    """Same buckets, same output and gradients on a GPU (float64, 1e-10): the GPU timings time this attention."""
+    for on_cuda, on_cpu in zip(_cuda_case("cuda", causal), _cuda_case("cpu", causal), strict=True):
+        torch.testing.assert_close(on_cuda, on_cpu, atol=1e-10, rtol=1e-10)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from reformer_lab.measure import bench
+from reformer_lab.measure.attention_steps import AttentionLayer, attention_function
 from reformer_lab.measure.bench import AttentionSetting, Measurement
 
 
@@ -165,3 +167,36 @@ def test_a_failed_model_measurement_fails_the_command(tmp_path, monkeypatch, cap
     assert "full: the child process died" in capsys.readouterr().err
     rows = json.loads(path.read_text())["results"]
     assert rows[0]["seconds"] is None and rows[1]["seconds"] == 0.25
+
+
+@pytest.mark.parametrize("variant", bench.ATTENTION_VARIANTS)
+def test_every_variant_takes_a_timed_step_as_a_whole_layer(variant: str) -> None:
+    setting = AttentionSetting(variant, length=128, batch=2, d_model=32, n_heads=2, chunk_size=16, repeats=1,
+                               layer=True)
+    assert bench.time_step(setting) > 0
+
+
+def test_the_exact_variants_compute_the_attention_they_name() -> None:
+    """full and memory-efficient give one layer output (1e-5, float32); sdpa gives full attention without the
+    self mask, which its fused kernel cannot take."""
+    from reformer_lab.attention import full_attention
+
+    def layer_output(attend) -> torch.Tensor:
+        torch.manual_seed(0)
+        return AttentionLayer(32, 4, attend)(torch.randn(2, 256, 32, generator=torch.Generator().manual_seed(1)))
+
+    def variant(name: str):
+        return attention_function(AttentionSetting(name, length=256, batch=2, d_model=32, n_heads=4, layer=True))
+
+    full = layer_output(variant("full"))
+    torch.testing.assert_close(layer_output(variant("memory-efficient")), full, atol=1e-5, rtol=1e-5)
+    unmasked = layer_output(lambda qk, v: full_attention(qk, v, causal=True, self_mask=False))
+    torch.testing.assert_close(layer_output(variant("sdpa")), unmasked, atol=1e-5, rtol=1e-5)
+    assert (unmasked - full).abs().max() > 0.1  # the self mask matters: the comparison above could fail
+
+
+def test_layer_is_a_boolean_and_is_recorded() -> None:
+    with pytest.raises(TypeError, match="layer"):
+        AttentionSetting("lsh-2", 128, 1, layer="yes")
+    args = bench._parser().parse_args(["attention", "--layer", "--lengths", "1024", "--tokens", "4096"])
+    assert all(s.layer and s.batch == 4 for s in bench._settings(args, ["lsh-2", "sdpa"]))

@@ -32,19 +32,23 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from reformer_lab.files import check_writable, write_json_atomic
+from reformer_lab.measure.attention_steps import (
+    ATTENTION_VARIANTS,
+    PEER_VARIANTS,
+    AttentionSetting,
+    time_step,
+)
 from reformer_lab.measure.feedforward_stats import table3_bytes
 from reformer_lab.measure.memory import (
     format_bytes,
@@ -54,38 +58,11 @@ from reformer_lab.measure.memory import (
     torch_threads,
     training_step,
 )
+from reformer_lab.measure.provenance import git_commit, git_dirty
 from reformer_lab.measure.stacks import MeasuredStack
 from reformer_lab.model import ReformerConfig
 from reformer_lab.reversible import STACK_VARIANTS, ReversibleSequence
-from reformer_lab.validation import as_int, one_of, positive_int
-
-ATTENTION_VARIANTS = ("lsh-1", "lsh-2", "lsh-4", "lsh-8", "full", "memory-efficient", "sdpa")
-PEER_VARIANTS = ("ours-module", "reformer-pytorch", "hf-transformers")
-
-
-@dataclass(frozen=True)
-class AttentionSetting:
-    """One benchmark point: a variant at one length, with the batch that keeps tokens per step fixed."""
-
-    variant: str
-    length: int
-    batch: int
-    d_model: int = 256
-    n_heads: int = 4
-    chunk_size: int = 64
-    repeats: int = 3
-    device: str = "cpu"
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        one_of("variant", self.variant, ATTENTION_VARIANTS + PEER_VARIANTS)
-        for name in ("length", "batch", "d_model", "n_heads", "chunk_size", "repeats"):
-            object.__setattr__(self, name, positive_int(name, getattr(self, name)))
-        object.__setattr__(self, "seed", as_int("seed", self.seed))
-        if self.d_model % self.n_heads:  # was measured at n_heads · (d_model // n_heads) and reported as d_model
-            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
-        if (self.variant.startswith("lsh-") or self.variant in PEER_VARIANTS) and self.length % self.chunk_size:
-            raise ValueError(f"length {self.length} must be a multiple of the chunk size {self.chunk_size}")
+from reformer_lab.validation import as_int, positive_int
 
 
 @dataclass(frozen=True)
@@ -94,78 +71,6 @@ class Measurement:
     seconds: float | None
     peak_bytes: int | None
     note: str = ""
-
-
-def _inputs(s: AttentionSetting) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(s.seed)
-    shape = (s.batch, s.n_heads, s.length, s.d_model // s.n_heads)
-    qk, v = (torch.randn(shape, generator=generator).to(s.device).requires_grad_() for _ in range(2))
-    return qk, v
-
-
-def _functional_step(s: AttentionSetting) -> Callable[[], torch.Tensor]:
-    from reformer_lab.attention import full_attention, lsh_attention, memory_efficient_attention, unit_keys
-
-    qk, v = _inputs(s)
-    if s.variant.startswith("lsh-"):
-        n_hashes, n_buckets = int(s.variant.split("-")[1]), 2 * s.length // s.chunk_size
-        generator = torch.Generator(device=s.device).manual_seed(s.seed)
-        return lambda: lsh_attention(
-            qk, v, n_buckets=n_buckets, n_hashes=n_hashes, chunk_size=s.chunk_size, causal=True, generator=generator
-        )
-    if s.variant == "full":
-        return lambda: full_attention(qk, v, causal=True)
-    if s.variant == "memory-efficient":
-        return lambda: memory_efficient_attention(qk, v, causal=True, query_chunk_size=128)
-    if s.variant == "sdpa":
-        return lambda: F.scaled_dot_product_attention(qk, unit_keys(qk), v, is_causal=True, scale=1.0)
-    raise ValueError(f"unknown attention variant {s.variant!r}; choose from {ATTENTION_VARIANTS + PEER_VARIANTS}")
-
-
-def _peer_step(s: AttentionSetting) -> Callable[[], torch.Tensor]:
-    """Whole multi-head LSH self-attention modules (projections included), ours and the peers'."""
-    torch.manual_seed(s.seed)
-    x = torch.randn(s.batch, s.length, s.d_model, generator=torch.Generator().manual_seed(s.seed)).to(s.device)
-    x.requires_grad_()
-    if s.variant == "ours-module":
-        from reformer_lab.attention import LSHSelfAttention
-
-        module = LSHSelfAttention(s.d_model, s.n_heads, chunk_size=s.chunk_size, n_hashes=2, causal=True, seed=s.seed)
-        return lambda: module.to(s.device)(x)
-    if s.variant == "reformer-pytorch":
-        from reformer_pytorch import LSHSelfAttention as PeerLSH
-
-        module = PeerLSH(dim=s.d_model, heads=s.n_heads, bucket_size=s.chunk_size, n_hashes=2, causal=True)
-        return lambda: module.to(s.device)(x)
-    if s.variant == "hf-transformers":
-        from transformers import ReformerConfig
-        from transformers.models.reformer.modeling_reformer import LSHSelfAttention as HFLSH
-
-        config = ReformerConfig(
-            hidden_size=s.d_model, num_attention_heads=s.n_heads, attention_head_size=s.d_model // s.n_heads,
-            lsh_attn_chunk_length=s.chunk_size, num_hashes=2, num_buckets=2 * s.length // s.chunk_size,
-            lsh_num_chunks_before=1, lsh_num_chunks_after=0, is_decoder=True, hash_seed=s.seed,
-            lsh_attention_probs_dropout_prob=0.0,
-        )
-        module = HFLSH(config).to(s.device)
-        return lambda: module(x)[0]
-    raise ValueError(f"unknown peer variant {s.variant!r}; choose from {PEER_VARIANTS}")
-
-
-def time_step(s: AttentionSetting) -> float:
-    """Fastest seconds of one forward+backward step of ``s`` over its repeats (run in the measuring child)."""
-    one_of("variant", s.variant, ATTENTION_VARIANTS + PEER_VARIANTS)
-    step = _peer_step(s) if s.variant in PEER_VARIANTS else _functional_step(s)
-
-    def once() -> float:
-        start = time.perf_counter()
-        step().float().square().mean().backward()
-        if s.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
-
-    once()  # warm-up: allocator, thread pools, first-call dispatch
-    return min(once() for _ in range(s.repeats))
 
 
 def _time_on_cuda(s: AttentionSetting) -> tuple[float, int]:
@@ -199,7 +104,7 @@ def _settings(args: argparse.Namespace, variants: Sequence[str]) -> list[Attenti
             if length % chunk:
                 raise ValueError(f"length {length} must be a multiple of --chunk {chunk}")
             settings += [AttentionSetting(variant, length, tokens // length, args.d_model, args.heads, chunk,
-                                          args.repeats, args.device) for variant in variants]
+                                          args.repeats, args.device, layer=args.layer) for variant in variants]
     except ValueError as error:
         raise SystemExit(f"python -m reformer_lab.bench attention: {error}") from error
     return settings
@@ -575,14 +480,11 @@ def _check_args(args: argparse.Namespace) -> None:
         raise SystemExit(f"python -m reformer_lab.bench {args.command}: {error}") from error
 
 
-def _provenance(device: str) -> dict[str, str]:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+def _provenance(device: str) -> dict[str, Any]:
     name = torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or platform.machine()
-    return {"device": f"{device} ({name})", "torch": torch.__version__, "commit": commit.strip(),
-            "date": datetime.now(UTC).isoformat(timespec="seconds"), "threads": str(torch.get_num_threads())}
+    return {"device": f"{device} ({name})", "torch": torch.__version__, "commit": git_commit(),
+            "dirty": git_dirty(), "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "threads": str(torch.get_num_threads())}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -598,6 +500,8 @@ def _parser() -> argparse.ArgumentParser:
     att.add_argument("--repeats", type=int, default=3)
     att.add_argument("--full-cap", type=int, default=8192, help="skip plain full attention above this length")
     att.add_argument("--device", default="cpu")
+    att.add_argument("--layer", action="store_true",
+                     help="time the whole attention layer (QK/V and output projections) instead of the function")
     att.add_argument("--peers", action="store_true",
                      help="also compare whole LSH modules with reformer-pytorch and HF transformers "
                           "(pip install -e '.[peers]')")
@@ -671,7 +575,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "model":
         return _main_model(args)
     settings, peer_settings = _settings(args, args.variants), _settings(args, PEER_VARIANTS) if args.peers else []
-    print(f"attention forward+backward, causal, d_model {args.d_model}, {args.heads} heads, chunk {args.chunk}, "
+    what = "attention layer (projections included)" if args.layer else "attention"
+    print(f"{what} forward+backward, causal, d_model {args.d_model}, {args.heads} heads, chunk {args.chunk}, "
           f"{args.tokens} tokens per step, fastest of {args.repeats} steps on {args.device}")
     results = run(settings, args.full_cap)
     print(format_table(results, reference="lsh-2"))

@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -58,6 +57,7 @@ import torch.distributed as dist
 from reformer_lab.data import CharCorpus, DuplicationTask, enwik8_corpus
 from reformer_lab.files import check_writable, remove_stale_temps, write_json_atomic
 from reformer_lab.measure.memory import peak_rss_bytes
+from reformer_lab.measure.provenance import git_commit, git_dirty
 from reformer_lab.model import ReformerConfig, ReformerLM
 from reformer_lab.train import CheckpointError, TrainConfig, evaluate, load_checkpoint, train
 from reformer_lab.validation import as_int, one_of
@@ -154,25 +154,6 @@ def _build_task(experiment: str, spec_task: dict[str, Any], data: str | None) ->
     if data:
         return enwik8_corpus(data, spec_task["length"])
     return CharCorpus.python_docs(spec_task["length"])
-
-
-def git_commit() -> str:
-    """The current git commit of the working directory ("unknown" outside a repository)."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10)
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def git_dirty() -> bool | None:
-    """Whether tracked files differ from the commit (None outside a repository)."""
-    try:
-        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                             text=True, check=True, timeout=10)
-        return bool(out.stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> ReformerLM:
