@@ -46,8 +46,8 @@ def _run(stack: ReversibleSequence, x: torch.Tensor, reversible: bool, seed: int
     x = x.detach().clone().requires_grad_()
     y1, y2 = stack(x, reversible=reversible)
     g = torch.Generator().manual_seed(3)
-    torch.autograd.backward((y1, y2), (torch.randn(y1.shape, generator=g, dtype=y1.dtype),
-                                       torch.randn(y2.shape, generator=g, dtype=y2.dtype)))
+    torch.autograd.backward((y1, y2), (torch.randn(y1.shape, generator=g, dtype=y1.dtype).to(y1.device),
+                                       torch.randn(y2.shape, generator=g, dtype=y2.dtype).to(y2.device)))
     result = [y1.detach(), y2.detach(), x.grad] + [p.grad.clone() for p in stack.parameters()]
     stack.zero_grad(set_to_none=True)
     return result

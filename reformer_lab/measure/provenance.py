@@ -1,9 +1,9 @@
 """Where a measurement came from: the git commit of the code that made it, and whether the tree was clean.
 
 Every JSON the runners write under ``results/`` records both, so a committed result can be traced to the
-code that produced it. A copy of the tree without its ``.git`` folder (a GPU machine that was sent the
-files alone) gives its commit in the environment variable ``REFORMER_LAB_COMMIT``, and the result records
-its cleanliness as unknown.
+code that produced it. A copy of the tree made elsewhere (a GPU machine sent the working tree, whose
+``.git`` may be missing or stale) names the commit it was copied from in the environment variable
+``REFORMER_LAB_COMMIT``: that name wins, and the tree's cleanliness is recorded as unknown.
 """
 
 from __future__ import annotations
@@ -20,12 +20,16 @@ def _git(*args: str) -> str | None:
 
 
 def git_commit() -> str:
-    """The git commit of the working directory, else ``$REFORMER_LAB_COMMIT``, else "unknown"."""
+    """``$REFORMER_LAB_COMMIT`` if set, else the working directory's git commit, else "unknown"."""
+    if os.environ.get("REFORMER_LAB_COMMIT"):
+        return os.environ["REFORMER_LAB_COMMIT"]
     out = _git("rev-parse", "HEAD")
-    return out.strip() if out else os.environ.get("REFORMER_LAB_COMMIT", "unknown")
+    return out.strip() if out else "unknown"
 
 
 def git_dirty() -> bool | None:
-    """Whether tracked files differ from the commit (None outside a repository)."""
+    """Whether tracked files differ from the commit (None outside a repository or for a named copy)."""
+    if os.environ.get("REFORMER_LAB_COMMIT"):
+        return None
     out = _git("status", "--porcelain", "--untracked-files=no")
     return None if out is None else bool(out.strip())
