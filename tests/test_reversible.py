@@ -1,7 +1,9 @@
 """Reversible layers (paper §3, eqs. 7–9; RevNet Algorithm 1): same results as ordinary backprop, less memory.
 
 Tolerances: "err ≤ tol" below means max |a − b| ≤ tol · max(1, max |b|) over every compared tensor
-(outputs, input gradients, each parameter's gradient): 1e-10 in float64, 1e-5 in float32.
+(outputs, input gradients, each parameter's gradient): 1e-10 in float64, 1e-5 in float32. That is
+``reversible_stats.scaled_error``: relative to the reference's largest entry where that is at least 1,
+absolute below.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import reformer_lab.attention as attention_module
 from reformer_lab.attention import FullSelfAttention, LSHSelfAttention
 from reformer_lab.feedforward import FeedForward
 from reformer_lab.measure.memory import step_memory
-from reformer_lab.measure.reversible_stats import reconstruction_errors
+from reformer_lab.measure.reversible_stats import reconstruction_errors, scaled_error
 from reformer_lab.reversible import (
     AttentionBranch,
     ReversibleBlock,
@@ -54,8 +56,7 @@ def _run(stack: ReversibleSequence, x: torch.Tensor, reversible: bool, seed: int
 
 
 def _error(got: list[torch.Tensor], want: list[torch.Tensor]) -> float:
-    assert len(got) == len(want)
-    return max(float((a - b).abs().max()) / max(1.0, float(b.abs().max())) for a, b in zip(got, want, strict=True))
+    return scaled_error(got, want)  # max |a − b| / max(1, max |b|): see the module docstring
 
 
 # --------------------------------------------------------------------------------------------------

@@ -145,3 +145,17 @@ def test_default_results_dir_is_found_from_the_repo_root_and_from_notebooks(monk
     repo = Path(rs.__file__).resolve().parents[2]
     monkeypatch.chdir(repo / "notebooks")
     assert rs.default_results_dir() == repo / "results"
+
+
+def test_scaled_error_is_absolute_below_magnitude_one_and_relative_above() -> None:
+    small = torch.tensor([0.5, -0.25], dtype=torch.float64)
+    large = torch.tensor([10.0, -4.0], dtype=torch.float64)
+    assert rs.scaled_error([small + 0.01], [small]) == pytest.approx(0.01)  # absolute: not 0.01 / 0.5
+    assert rs.scaled_error([large + 0.01], [large]) == pytest.approx(0.001)  # relative to the largest entry, 10
+    assert rs.scaled_error([small + 0.01, large], [small, large]) == pytest.approx(0.01)  # the worst pair
+    zero = torch.zeros(2, dtype=torch.float64)
+    assert rs.scaled_error([zero + 1e-12], [zero]) == pytest.approx(1e-12)  # a zero reference: no division by 0
+    with pytest.raises(ValueError, match="equally long"):
+        rs.scaled_error([small], [small, large])
+    with pytest.raises(ValueError, match="non-empty"):
+        rs.scaled_error([], [])

@@ -34,6 +34,7 @@ from reformer_lab.validation import positive_int
 
 __all__ = [
     "reconstruction_errors",
+    "scaled_error",
     "GpuCurves",
     "LayerModel",
     "MemoryCurves",
@@ -256,6 +257,28 @@ def load_gpu_results(results_dir: str | Path | None = None) -> GpuCurves | None:
 def _flat(record: dict) -> dict:
     """A benchmark record with its ``model`` dict's fields beside the others, as older files have them."""
     return {**record.get("model", {}), **{key: value for key, value in record.items() if key != "model"}}
+
+
+# --------------------------------------------------------------------------------------------------
+# Comparing two runs
+
+
+def scaled_error(got: Sequence[torch.Tensor], want: Sequence[torch.Tensor]) -> float:
+    """The largest ``max |a − b| / max(1, max |b|)`` over paired tensors ``a`` (got) and ``b`` (want).
+
+    Each difference is divided by the reference tensor's largest magnitude, but never by less than 1. So for a
+    reference whose largest entry is at least 1 in magnitude this is the relative error (relative to that entry),
+    and for a reference whose entries are all below 1 it is the *absolute* error: it is not a relative error in
+    general. ``scaled_error(got, want) <= tol`` means ``max |a − b| <= tol · max(1, max |b|)`` for every pair,
+    the bound ``tests/test_reversible.py`` puts on reversible against ordinary backprop (outputs, input gradient,
+    every parameter's gradient). The floor of 1 keeps a reference that is zero or tiny from turning rounding
+    noise into a huge ratio.
+    """
+    got, want = list(got), list(want)
+    if not want or len(got) != len(want):
+        raise ValueError(f"scaled_error compares two equally long, non-empty lists of tensors; got {len(got)} "
+                         f"and {len(want)}")
+    return max(float((a - b).abs().max()) / max(1.0, float(b.abs().max())) for a, b in zip(got, want, strict=True))
 
 
 # --------------------------------------------------------------------------------------------------
