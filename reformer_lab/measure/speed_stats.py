@@ -1,0 +1,330 @@
+"""Figure 5 (right) read closely: time and memory of attention against length with the tokens per step fixed.
+
+The paper (§5, Figure 5 right) times attention "vs. the sequence length, while holding the total number of tokens
+fixed" and reports that "while regular attention becomes slower at longer sequence length, LSH attention speed
+remains flat". This module turns one step of each variant (:mod:`reformer_lab.measure.attention_steps`) into
+what a reader of that figure wants to know:
+
+* :func:`measure_grid` times a grid in this process (the live version of the figure) and :func:`load_bench`
+  reads the committed larger runs of ``python -m reformer_lab.bench attention --json``;
+* :func:`crossover` finds, from the measurements, the length at which one variant overtakes another;
+* :func:`table1_bytes` is Table 1's memory row in bytes for the same setting, to set beside a measured peak;
+* :func:`time_breakdown` splits one LSH step into its stages with PyTorch's profiler, and
+  :func:`lsh_step_flops` with :func:`matmul_rate` say how far that step is from the machine's matmul speed;
+* :func:`fit_cost_model` fits a small cost model (seconds and bytes per token) to measurements, which the
+  lesson's widget extrapolates to other tokens per step, hash rounds and chunk sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from reformer_lab.measure.attention_steps import ATTENTION_VARIANTS, AttentionSetting, time_step
+from reformer_lab.measure.complexity import attention_complexity
+from reformer_lab.validation import one_of, positive_int
+
+#: The live grid of lesson 08: the paper's protocol (tokens fixed, length growing) at 4K tokens per step.
+LESSON_TOKENS = 4096
+LESSON_LENGTHS = (256, 512, 1024, 2048, 4096)
+
+
+@dataclass(frozen=True)
+class SpeedPoint:
+    """One measured step: ``seconds`` per forward+backward step and peak memory growth (None: not measured)."""
+
+    variant: str
+    length: int
+    batch: int
+    seconds: float | None
+    peak_bytes: int | None = None
+    chunk_size: int = 64
+    n_heads: int = 4
+    d_model: int = 256
+    note: str = ""
+
+    @property
+    def tokens(self) -> int:
+        return self.length * self.batch
+
+    @property
+    def n_hashes(self) -> int:
+        return int(self.variant.split("-")[1]) if self.variant.startswith("lsh-") else 0
+
+
+def _progress(items: Sequence[Any], progress: bool):
+    if not progress:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc="timing", unit="step")
+
+
+def measure_grid(tokens: int = LESSON_TOKENS, lengths: Iterable[int] = LESSON_LENGTHS,
+                 variants: Iterable[str] = ATTENTION_VARIANTS, *, layer: bool = True, repeats: int = 2,
+                 d_model: int = 256, n_heads: int = 4, chunk_size: int = 64,
+                 progress: bool = True) -> list[SpeedPoint]:
+    """Time every (variant, length) with ``tokens`` per step in this process (fastest of ``repeats`` steps after a
+    warm-up; no memory figure: peaks need a fresh process, see ``python -m reformer_lab.bench attention``)."""
+    tokens = positive_int("tokens", tokens)
+    settings = []
+    for length in lengths:
+        if tokens % positive_int("length", length):
+            raise ValueError(f"tokens {tokens} must be a multiple of every length (got {length})")
+        settings += [AttentionSetting(one_of("variant", v, ATTENTION_VARIANTS), length, tokens // length, d_model,
+                                      n_heads, chunk_size, repeats, layer=layer) for v in variants]
+    points = []
+    for s in _progress(settings, progress):
+        points.append(SpeedPoint(s.variant, s.length, s.batch, time_step(s), None, s.chunk_size, s.n_heads,
+                                 s.d_model))
+    return points
+
+
+def load_bench(path: str | Path) -> tuple[dict[str, Any], list[SpeedPoint]]:
+    """The provenance and points of a ``python -m reformer_lab.bench attention --json`` file (peers left out)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: `python -m reformer_lab.bench attention --json {path}` "
+                                "writes it")
+    data = json.loads(path.read_text())
+    points = [SpeedPoint(r["variant"], r["length"], r["batch"], r["seconds"], r["peak_bytes"], r["chunk_size"],
+                         r["n_heads"], r["d_model"], r.get("note", ""))
+              for r in data["results"] if r["variant"] in ATTENTION_VARIANTS]
+    return data["provenance"], points
+
+
+def series(points: Iterable[SpeedPoint], variant: str, field: str = "seconds") -> tuple[np.ndarray, np.ndarray]:
+    """Lengths and ``field`` (``"seconds"`` or ``"peak_bytes"``) of ``variant``'s measured points, by length."""
+    chosen = sorted((p.length, getattr(p, field)) for p in points
+                    if p.variant == variant and getattr(p, field) is not None)
+    return np.array([c[0] for c in chosen], dtype=float), np.array([c[1] for c in chosen], dtype=float)
+
+
+# --------------------------------------------------------------------------------------------------
+# Crossovers
+
+
+@dataclass(frozen=True)
+class Crossover:
+    """Where ``fast`` becomes faster than ``slow``: ``"from the start"``, ``"at"`` a length, or ``"never"``."""
+
+    fast: str
+    slow: str
+    kind: str
+    length: float | None = None
+
+    def describe(self) -> str:
+        if self.kind == "at":
+            return f"{self.fast} overtakes {self.slow} at L ≈ {self.length:,.0f}"
+        if self.kind == "from the start":
+            return f"{self.fast} is faster than {self.slow} at every measured length"
+        return f"{self.fast} never overtakes {self.slow} in the measured range"
+
+
+def crossover(points: Sequence[SpeedPoint], fast: str, slow: str) -> Crossover:
+    """The length at which ``fast`` becomes and stays faster than ``slow``, from the measured points only.
+
+    Between the last length where ``fast`` is slower and the next one, the time ratio is interpolated linearly
+    in log(ratio) against log(length), the axes of Figure 5 (right)."""
+    lf, tf = series(points, fast)
+    ls, ts = series(points, slow)
+    common = sorted(set(lf) & set(ls))
+    if not common:
+        raise ValueError(f"no length where both {fast} and {slow} were measured")
+    ratio = np.array([tf[lf == length][0] / ts[ls == length][0] for length in common])
+    if (ratio < 1).all():
+        return Crossover(fast, slow, "from the start")
+    if ratio[-1] >= 1:
+        return Crossover(fast, slow, "never")
+    last_slow = int(np.nonzero(ratio >= 1)[0][-1])
+    x0, x1 = math.log(common[last_slow]), math.log(common[last_slow + 1])
+    y0, y1 = math.log(ratio[last_slow]), math.log(ratio[last_slow + 1])
+    return Crossover(fast, slow, "at", math.exp(x0 + (x1 - x0) * y0 / (y0 - y1)))
+
+
+def flatness(points: Sequence[SpeedPoint], variant: str) -> float:
+    """Slowest over fastest step of ``variant`` across lengths: 1.0 is perfectly flat, Figure 5's LSH claim."""
+    _, seconds = series(points, variant)
+    if len(seconds) < 2:
+        raise ValueError(f"{variant} needs at least two measured lengths")
+    return float(seconds.max() / seconds.min())
+
+
+# --------------------------------------------------------------------------------------------------
+# Table 1 beside a measured peak
+
+
+def table1_bytes(variant: str, length: int, batch: int, *, n_heads: int = 4, d_model: int = 256,
+                 chunk_size: int = 64, bytes_per_value: int = 4) -> float:
+    """Table 1's memory row for one benchmark setting, in bytes (float32 by default).
+
+    ``full`` and ``sdpa`` take the dot-product row, ``memory-efficient`` its own row (which Table 1 prints as
+    l², although §2 says linear), and ``lsh-k`` the LSH row with n_r = k and the chunk count n_c = L/chunk,
+    so that its 4l/n_c is 4·chunk."""
+    one_of("variant", variant, ATTENTION_VARIANTS)
+    sizes = dict(batch=batch, length=length, n_heads=n_heads, d_k=d_model // n_heads)
+    if variant.startswith("lsh-"):
+        row = attention_complexity("lsh", **sizes, n_hashes=int(variant.split("-")[1]),
+                                   n_chunks=length // chunk_size)
+    else:
+        row = attention_complexity("memory-efficient" if variant == "memory-efficient" else "dot-product", **sizes)
+    return row.memory * bytes_per_value
+
+
+# --------------------------------------------------------------------------------------------------
+# Where the time goes
+
+
+#: The stages of one LSH attention layer's step, in the order they run.
+STAGES = ("projections", "hashing", "sort", "gather, unsort, combine rounds", "masks and N_ij", "chunk products",
+          "softmax", "backward: chunks", "backward: the rest")
+
+
+def _stage(event: Any) -> str:
+    """The stage of a profiled ATen op, from the Python functions and autograd nodes it ran under."""
+    chain, parent = [], event.cpu_parent
+    while parent is not None:
+        chain.append(parent.name)
+        parent = parent.cpu_parent
+    text = " < ".join(chain)
+    if "autograd::engine::evaluate_function" in text:
+        return "backward: chunks" if "_ChunkAttentionBackward" in text else "backward: the rest"
+    if "hashing.py" in text:
+        return "hashing"
+    if "sort_by_bucket" in text:
+        return "sort"
+    if "_visit_counts" in text or "mask_" in text:
+        return "masks and N_ij"
+    if "lsh_chunks.py" in text:
+        return "softmax" if any(k in event.name for k in ("softmax", "amax", "log", "exp")) else "chunk products"
+    if "lsh_attention" in text:
+        return "gather, unsort, combine rounds"
+    return "projections"
+
+
+def time_breakdown(setting: AttentionSetting) -> dict[str, float]:
+    """Seconds of one forward+backward step of an LSH ``setting`` spent in each of :data:`STAGES`, plus
+    ``"step"`` (the whole step's wall time under the profiler).
+
+    Each ATen op's own time (its children excluded) is assigned to the stage of the code that called it;
+    Python's interpreter time between ops is in ``"step"`` but in no stage."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from reformer_lab.measure.attention_steps import _functional_step
+
+    if not setting.variant.startswith("lsh-"):
+        raise ValueError(f"time_breakdown splits an LSH step; got variant {setting.variant!r}")
+    step = _functional_step(setting)
+    step().square().mean().backward()  # warm-up
+    with profile(activities=[ProfilerActivity.CPU], with_stack=True) as prof:
+        start = time.perf_counter()
+        step().square().mean().backward()
+        wall = time.perf_counter() - start
+    stages = dict.fromkeys(STAGES, 0.0)
+    for event in prof.events():
+        if event.name.startswith("aten::"):
+            stages[_stage(event)] += event.self_cpu_time_total / 1e6
+    return {**stages, "step": wall}
+
+
+def lsh_step_flops(setting: AttentionSetting) -> float:
+    """Multiply-adds ×2 of one LSH step's matrix products: forward, and twice that for the backward pass.
+
+    Per round and query: 2m logits (its chunk and the one before) over d_head, and 2m values applied; the
+    hashing projects every position onto n_buckets/2 directions per round; a layer adds its three
+    d_model × d_model projections."""
+    if not setting.variant.startswith("lsh-"):
+        raise ValueError(f"lsh_step_flops counts an LSH step; got variant {setting.variant!r}")
+    n_hashes, d_head = int(setting.variant.split("-")[1]), setting.d_model // setting.n_heads
+    queries = setting.tokens * setting.n_heads
+    window = 2 * setting.chunk_size
+    n_buckets = 2 * setting.length // setting.chunk_size
+    forward = n_hashes * queries * (2 * window * d_head * 2 + 2 * d_head * n_buckets // 2)
+    if setting.layer:
+        forward += 2 * setting.tokens * setting.d_model * 3 * setting.d_model
+    return 3.0 * forward
+
+
+def matmul_rate(shape: tuple[int, int, int, int] = (2048, 64, 32, 128), repeats: int = 5) -> float:
+    """FLOP per second of this machine's fp32 batched matrix product ``[B, M, K] @ [B, K, N]`` at
+    ``shape = (B, M, K, N)`` (the default is the size of one LSH chunk product), fastest of ``repeats``."""
+    batch, m, k, n = (positive_int("shape entries", s) for s in shape)
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.randn(batch, m, k, generator=generator), torch.randn(batch, k, n, generator=generator)
+    out = torch.empty(batch, m, n)
+    torch.bmm(a, b, out=out)
+    best = math.inf
+    for _ in range(positive_int("repeats", repeats)):
+        start = time.perf_counter()
+        torch.bmm(a, b, out=out)
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * batch * m * k * n / best
+
+
+# --------------------------------------------------------------------------------------------------
+# A cost model fitted to measurements
+
+
+def _work(variant: str, length: float, chunk: float) -> float:
+    """Keys each query compares per step, the quantity a variant's time and memory grow with (our model):
+    L/2 for causal exact attention, n_r · 2·chunk for LSH."""
+    if variant.startswith("lsh-"):
+        return int(variant.split("-")[1]) * 2 * chunk
+    return length / 2
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Per token: ``seconds = a + b · work`` and ``bytes = c + e · work`` for each variant (or variant family),
+    with work = keys compared per query (:func:`_work`); a step of T tokens costs T times that."""
+
+    coefficients: dict[str, tuple[float, float, float, float]]
+
+    def family(self, variant: str) -> str:
+        return "lsh" if variant.startswith("lsh-") else variant
+
+    def seconds(self, variant: str, length: float, tokens: float, chunk: float = 64) -> float:
+        a, b, _, _ = self.coefficients[self.family(variant)]
+        return tokens * (a + b * _work(variant, length, chunk))
+
+    def peak_bytes(self, variant: str, length: float, tokens: float, chunk: float = 64) -> float:
+        _, _, c, e = self.coefficients[self.family(variant)]
+        return tokens * (c + e * _work(variant, length, chunk))
+
+
+def _fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least-squares intercept and slope with both kept ≥ 0 (a cost is never negative)."""
+    if len(x) < 2 or np.ptp(x) == 0:
+        return float(max(y.mean(), 0.0)), 0.0
+    slope, intercept = np.polyfit(x, y, 1)
+    if intercept < 0:
+        return 0.0, float((x * y).sum() / (x * x).sum())
+    if slope < 0:
+        return float(y.mean()), 0.0
+    return float(intercept), float(slope)
+
+
+def fit_cost_model(points: Iterable[SpeedPoint]) -> CostModel:
+    """Fit :class:`CostModel` to measured points: per family (``lsh`` for all rounds and chunk sizes, and each
+    exact variant), time per token and peak bytes per token as straight lines in the work per query."""
+    by_family: dict[str, list[SpeedPoint]] = {}
+    for p in points:
+        if p.seconds is not None:
+            by_family.setdefault("lsh" if p.variant.startswith("lsh-") else p.variant, []).append(p)
+    coefficients = {}
+    for family, chosen in by_family.items():
+        work = np.array([_work(p.variant, p.length, p.chunk_size) for p in chosen])
+        per_token = np.array([p.seconds / p.tokens for p in chosen])
+        a, b = _fit_line(work, per_token)
+        with_peak = [(w, p.peak_bytes / p.tokens) for w, p in zip(work, chosen, strict=True) if p.peak_bytes]
+        c, e = _fit_line(*map(np.array, zip(*with_peak, strict=True))) if with_peak else (math.nan, math.nan)
+        coefficients[family] = (a, b, c, e)
+    return CostModel(coefficients)
