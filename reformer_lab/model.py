@@ -8,7 +8,9 @@ concatenated halves [Y₁; Y₂] → a linear layer to the vocabulary (the layou
 Each switch of :class:`ReformerConfig` turns one of the paper's approximations on or off, so every
 experiment is one config away from its baseline:
 
-* ``attention``: ``"full"`` (shared-QK or not) or ``"lsh"`` (§2; always shared-QK, the hashing needs it);
+* ``attention``: ``"full"`` (shared-QK or not), ``"lsh"`` (§2; always shared-QK, the hashing needs it) or
+  ``"local"`` (§4's related work: chunks of ``chunk_size`` consecutive positions, shared-QK, the baseline
+  that cannot reach far back);
 * ``n_hashes``: LSH rounds in training; ``model(x, n_hashes=8)`` evaluates with another count (Table 2);
 * ``reversible``: reversible backward pass (§3) or ordinary autograd over the same blocks and weights;
 * ``ff_chunks`` / ``loss_chunks``: the feed-forward and the output log-probabilities chunked along the
@@ -31,15 +33,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from reformer_lab.alternatives import LocalSelfAttention
 from reformer_lab.attention import FullSelfAttention, LSHSelfAttention
 from reformer_lab.feedforward import FeedForward, chunked_cross_entropy, dropout_probability
 from reformer_lab.reversible import AttentionBranch, ReversibleBlock, ReversibleSequence
 from reformer_lab.validation import ArgumentTypeError, as_bool, as_float, as_int, one_of, positive_int
 
-__all__ = ["ATTENTION_KINDS", "POSITIONAL_KINDS", "AxialPositionalEmbedding", "ReformerConfig", "ReformerLM",
-           "build_stack"]
+__all__ = ["ATTENTION_KINDS", "CHUNKED_KINDS", "POSITIONAL_KINDS", "AxialPositionalEmbedding", "ReformerConfig",
+           "ReformerLM", "build_stack"]
 
-ATTENTION_KINDS = ("full", "lsh")
+ATTENTION_KINDS = ("full", "lsh", "local")
+#: Attention kinds that cut the sequence into chunks of ``chunk_size`` (lengths must be multiples of it).
+CHUNKED_KINDS = ("lsh", "local")
 POSITIONAL_KINDS = ("learned", "axial")
 
 
@@ -51,8 +56,8 @@ class ReformerConfig:
     d_model=d_ff=256, n_heads=4`` (§2.1); its ablation models ``n_layers=3, d_model=1024, d_ff=4096,
     n_heads=8`` (§5).
 
-    ``chunk_size`` is the LSH chunk length (n_buckets = 2·L/chunk_size, paper §2); every sequence
-    the model sees must be a multiple of it, so ``max_len`` must be too. ``ff_chunks`` and
+    ``chunk_size`` is the LSH chunk length (n_buckets = 2·L/chunk_size, paper §2), and local attention's;
+    with either, every sequence the model sees must be a multiple of it, so ``max_len`` must be too. ``ff_chunks`` and
     ``loss_chunks`` must divide the sequence length of every batch. ``axial_shape`` (two ints whose
     product is ``max_len``) and ``axial_dims`` (two ints summing to ``d_model``) configure the axial
     embedding; defaults are chosen from ``max_len`` and ``d_model``.
@@ -99,11 +104,14 @@ class ReformerConfig:
         if self.attention == "lsh" and not self.shared_qk:
             raise ValueError("LSH attention needs shared_qk=True: queries and keys must hash into the same "
                              "buckets (paper §2, 'Shared-QK Transformer')")
+        if self.attention == "local" and not self.shared_qk:
+            raise ValueError("local attention here is shared-QK (the parameters of the LSH and full modules): "
+                             "it needs shared_qk=True")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
-        if self.attention == "lsh" and self.max_len % self.chunk_size:
+        if self.attention in CHUNKED_KINDS and self.max_len % self.chunk_size:
             raise ValueError(f"max_len={self.max_len} must be a multiple of chunk_size={self.chunk_size} "
-                             "(LSH attention cuts the sorted sequence into chunks of that length)")
+                             f"({self.attention} attention cuts the sequence into chunks of that length)")
         if one_of("positional", self.positional, POSITIONAL_KINDS) == "axial":
             self._check_axial()
 
@@ -188,6 +196,8 @@ def _attention_module(config: ReformerConfig) -> nn.Module:
         return LSHSelfAttention(config.d_model, config.n_heads, chunk_size=config.chunk_size,
                                 n_hashes=config.n_hashes, causal=config.causal,
                                 attend_across_buckets=config.attend_across_buckets)
+    if config.attention == "local":
+        return LocalSelfAttention(config.d_model, config.n_heads, chunk_size=config.chunk_size, causal=config.causal)
     return FullSelfAttention(config.d_model, config.n_heads, shared_qk=config.shared_qk, causal=config.causal)
 
 
@@ -195,7 +205,7 @@ def build_stack(config: ReformerConfig, *, seed: int | None = None) -> Reversibl
     """The ``config.n_layers`` reversible blocks of a :class:`ReformerLM` (paper eq. 9), without embeddings or head.
 
     Each block is F = LayerNorm → attention (``config.attention``: LSH with ``chunk_size``, ``n_hashes``,
-    ``attend_across_buckets``, or full with ``shared_qk``; ``causal`` either way) → dropout, and
+    ``attend_across_buckets``, full with ``shared_qk``, or local with ``chunk_size``; ``causal`` in each) → dropout, and
     G = LayerNorm → Linear(d_model → d_ff) → ReLU → dropout → Linear(d_ff → d_model); the sequence runs the
     feed-forward in ``config.ff_chunks`` chunks (eq. 10) and, with ``config.reversible``, the reversible
     backward pass (§3). ``max_len``, ``vocab_size``, the positions and the loss settings do not enter.
@@ -253,7 +263,7 @@ class ReformerLM(nn.Module):
         length = tokens.shape[1]
         if length > self.config.max_len:
             raise ValueError(f"sequence length {length} exceeds max_len={self.config.max_len}")
-        if self.config.attention == "lsh" and length % self.config.chunk_size:
+        if self.config.attention in CHUNKED_KINDS and length % self.config.chunk_size:
             raise ValueError(f"sequence length {length} must be a multiple of chunk_size={self.config.chunk_size}")
 
     def hidden(self, tokens: Tensor, n_hashes: int | None = None) -> Tensor:
@@ -326,10 +336,10 @@ class ReformerLM(nn.Module):
                 m.n_hashes = n
 
     def with_attention(self, attention: str, n_hashes: int | None = None) -> ReformerLM:
-        """A copy of this model with other attention (``"full"`` or ``"lsh"``) and the same weights.
+        """A copy of this model with other attention (``"full"``, ``"lsh"`` or ``"local"``) and the same weights.
 
-        Shared-QK full and LSH attention have the same parameters, so a model trained with one is
-        evaluated with the other by moving the state dict (paper Table 2's rows and columns).
+        Shared-QK full, LSH and local attention have the same parameters, so a model trained with one is
+        evaluated with another by moving the state dict (paper Table 2's rows and columns).
         """
         changes: dict[str, Any] = {"attention": attention}
         if n_hashes is not None:
@@ -377,7 +387,7 @@ class ReformerLM(nn.Module):
         return out
 
     def _padded(self, tokens: Tensor) -> Tensor:
-        size = self.config.chunk_size if self.config.attention == "lsh" else 1
+        size = self.config.chunk_size if self.config.attention in CHUNKED_KINDS else 1
         pad = -tokens.shape[1] % size
         return F.pad(tokens, (0, pad)) if pad else tokens
 

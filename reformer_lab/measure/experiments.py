@@ -1,7 +1,8 @@
 """The experiment runner (paper §5; Table 2 for duplication): ``python -m reformer_lab.experiments duplication|charlm``.
 
 Each named experiment is one config away from its baseline (paper §5): the ``--setting`` picks the
-attention (``full``, ``lsh-1``, ``lsh-2``, ``lsh-4``, and ``lsh-8`` for charlm; every model is
+attention (``full``, ``lsh-1``, ``lsh-2``, ``lsh-4``, and ``lsh-8`` for charlm; ``local`` for duplication,
+§4's local attention in chunks of the LSH chunk size, which cannot reach the first copy of w; every model is
 shared-QK, as in the paper's Table 2), the ``--scale`` picks the sizes:
 
 * ``lesson``: CPU, minutes. Duplication: |w| = 63 (length 128), 1 layer, d_model = d_ff = 128, 4 heads.
@@ -16,7 +17,8 @@ A run writes ``results/<experiment>/<run>.json`` (config, seed, metrics over tim
 wall time, device, torch version, git commit) and the checkpoint ``<run>.pt`` beside it; rerunning
 the same command after an interruption resumes from that checkpoint (``--fresh`` starts over). For
 duplication the final evaluation is paper Table 2's row: accuracy on the second copy of w evaluated
-with full attention and with LSH-8, LSH-4, LSH-2, LSH-1, from the same weights.
+with full attention and with LSH-8, LSH-4, LSH-2, LSH-1, from the same weights (and, for a ``local`` run,
+with local attention too, its ``local`` column).
 
 Nothing is lost and nothing runs that should not:
 
@@ -73,7 +75,8 @@ class ExperimentError(ValueError):
     """A run that cannot start: unknown name, impossible config, unreadable data, missing device."""
 
 SCALES = ("tiny", "lesson", "paper")
-SETTINGS = {"duplication": ("full", "lsh-1", "lsh-2", "lsh-4"), "charlm": ("full", "lsh-1", "lsh-2", "lsh-4", "lsh-8")}
+SETTINGS = {"duplication": ("full", "lsh-1", "lsh-2", "lsh-4", "local"),
+            "charlm": ("full", "lsh-1", "lsh-2", "lsh-4", "lsh-8")}
 #: Paper Table 2's evaluation columns: attention used at evaluation.
 EVAL_COLUMNS = ("full", "lsh-8", "lsh-4", "lsh-2", "lsh-1")
 #: TrainConfig fields that may differ between a checkpoint and the run resuming it: none (see the module docstring).
@@ -90,12 +93,12 @@ class Spec:
 
 
 def parse_setting(setting: str) -> tuple[str, int]:
-    """``"full"`` → ("full", 1); ``"lsh-4"`` → ("lsh", 4)."""
-    if setting == "full":
-        return "full", 1
+    """``"full"`` → ("full", 1); ``"local"`` → ("local", 1); ``"lsh-4"`` → ("lsh", 4)."""
+    if setting in ("full", "local"):
+        return setting, 1
     kind, _, rounds = setting.partition("-")
     if kind != "lsh" or not rounds.isdigit() or int(rounds) < 1:
-        raise ValueError(f"setting must be 'full' or 'lsh-<n_hashes>', got {setting!r}")
+        raise ValueError(f"setting must be 'full', 'local' or 'lsh-<n_hashes>', got {setting!r}")
     return "lsh", int(rounds)
 
 
@@ -178,7 +181,8 @@ def _column_changes(column: str) -> dict[str, Any]:
 def _table2(model: ReformerLM, task: Any, batches: int, batch_size: int, seed: int,
             device: torch.device | str) -> dict[str, float]:
     row = {}
-    for column in EVAL_COLUMNS:
+    own = () if model.config.attention in ("full", "lsh") else (model.config.attention,)  # e.g. local's own column
+    for column in EVAL_COLUMNS + own:
         other = model.with_attention(**_column_changes(column))
         metrics = evaluate(other, task, batches=batches, batch_size=batch_size, seed=seed, device=device)
         row[column] = metrics["accuracy"]
@@ -186,7 +190,8 @@ def _table2(model: ReformerLM, task: Any, batches: int, batch_size: int, seed: i
 
 
 def table2_row(model: ReformerLM, task: Any, train_config: TrainConfig, device: torch.device | str) -> dict[str, float]:
-    """Second-half accuracy of one trained model evaluated with each of Table 2's attentions."""
+    """Second-half accuracy of one trained model evaluated with each of Table 2's attentions (and with its own
+    attention, as one more column, when that is none of them: ``local``)."""
     return _table2(model, task, train_config.eval_batches, train_config.eval_batch_size or train_config.batch_size,
                    train_config.eval_seed, device)
 
@@ -240,7 +245,8 @@ def _identity(experiment: str, setting: str, scale: str, spec: Spec, data: str |
 
 
 def _setting_of(model_config: dict[str, Any]) -> str:
-    return "full" if model_config.get("attention") == "full" else f"lsh-{model_config.get('n_hashes')}"
+    attention = model_config.get("attention")
+    return attention if attention in ("full", "local") else f"lsh-{model_config.get('n_hashes')}"
 
 
 def _differences(label: str, saved: dict[str, Any], current: dict[str, Any], skip: tuple[str, ...] = ()) -> list[str]:
