@@ -50,6 +50,7 @@ Where the paper is implemented or measured (section, equation, table or figure �
     Fig. 5  speed against length       reformer_lab.measure.attention_steps.time_step
     §4      local attention            reformer_lab.alternatives.local_attention
     §4      routing attention (later)  reformer_lab.alternatives.routing_attention
+    §4      (measured beside LSH)      reformer_lab.measure.alternatives_stats.recovered_weight
 
 Each named module's own docstring (or the named object's) cites the same item, so a search for "Eq. 11"
 or "Table 3" lands in the file that holds it.

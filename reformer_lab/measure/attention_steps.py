@@ -14,6 +14,13 @@ after it and from §2):
   exact attention that IO-aware kernels made fast after the paper. It runs without the self mask (eq. 16's
   −1e5 on the diagonal), which the fused kernel cannot take: the same cost, a slightly different attention.
 
+Two sparse schemes beside them (:data:`ALTERNATIVE_VARIANTS`, lesson 10, paper §4), on the same chunks:
+
+* ``local``: :func:`~reformer_lab.alternatives.local_attention`, each chunk attends to itself and the previous one;
+* ``routing``: :func:`~reformer_lab.alternatives.routing_attention` (Routing Transformer, TACL 2021, after the
+  paper) with as many clusters as LSH has buckets (2·L / chunk), its centroids fitted on each step's input by
+  ``DEFAULT_KMEANS_STEPS`` k-means steps (the Routing Transformer updates them once per step instead).
+
 With ``layer=True`` the step is the whole attention layer: a shared query/key and a value projection in,
 the attention, an output projection out, as one Reformer layer's attention branch computes it. Without,
 it is the attention function alone on given queries and values. ``ours-module``, ``reformer-pytorch`` and
@@ -34,6 +41,8 @@ from torch import Tensor, nn
 from reformer_lab.validation import as_bool, as_int, one_of, positive_int
 
 ATTENTION_VARIANTS = ("lsh-1", "lsh-2", "lsh-4", "lsh-8", "full", "memory-efficient", "sdpa")
+#: Not in the benchmark's default set: §4's local attention and a later content-based scheme (lesson 10).
+ALTERNATIVE_VARIANTS = ("local", "routing")
 PEER_VARIANTS = ("ours-module", "reformer-pytorch", "hf-transformers")
 
 Attend = Callable[[Tensor, Tensor], Tensor]
@@ -55,14 +64,15 @@ class AttentionSetting:
     layer: bool = False
 
     def __post_init__(self) -> None:
-        one_of("variant", self.variant, ATTENTION_VARIANTS + PEER_VARIANTS)
+        one_of("variant", self.variant, ATTENTION_VARIANTS + ALTERNATIVE_VARIANTS + PEER_VARIANTS)
         for name in ("length", "batch", "d_model", "n_heads", "chunk_size", "repeats"):
             object.__setattr__(self, name, positive_int(name, getattr(self, name)))
         object.__setattr__(self, "seed", as_int("seed", self.seed))
         object.__setattr__(self, "layer", as_bool("layer", self.layer))
         if self.d_model % self.n_heads:  # was measured at n_heads · (d_model // n_heads) and reported as d_model
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
-        if (self.variant.startswith("lsh-") or self.variant in PEER_VARIANTS) and self.length % self.chunk_size:
+        chunked = self.variant.startswith("lsh-") or self.variant in ALTERNATIVE_VARIANTS + PEER_VARIANTS
+        if chunked and self.length % self.chunk_size:
             raise ValueError(f"length {self.length} must be a multiple of the chunk size {self.chunk_size}")
 
     @property
@@ -74,7 +84,9 @@ def attention_function(s: AttentionSetting) -> Attend:
     """The attention of ``s.variant`` as a function of shared-QK queries and values ``[B, H, L, d_head]``."""
     from reformer_lab.attention import full_attention, lsh_attention, memory_efficient_attention, unit_keys
 
-    one_of("variant", s.variant, ATTENTION_VARIANTS)
+    one_of("variant", s.variant, ATTENTION_VARIANTS + ALTERNATIVE_VARIANTS)
+    if s.variant in ALTERNATIVE_VARIANTS:
+        return _alternative_function(s)
     if s.variant.startswith("lsh-"):
         n_hashes, n_buckets = int(s.variant.split("-")[1]), 2 * s.length // s.chunk_size
         generator = torch.Generator(device=s.device).manual_seed(s.seed)
@@ -85,6 +97,17 @@ def attention_function(s: AttentionSetting) -> Attend:
     if s.variant == "memory-efficient":
         return lambda qk, v: memory_efficient_attention(qk, v, causal=True, query_chunk_size=128)
     return lambda qk, v: F.scaled_dot_product_attention(qk, unit_keys(qk), v, is_causal=True, scale=1.0)
+
+
+def _alternative_function(s: AttentionSetting) -> Attend:
+    from reformer_lab.alternatives import local_attention, routing_attention
+
+    if s.variant == "local":
+        return lambda qk, v: local_attention(qk, v, chunk_size=s.chunk_size, causal=True)
+    generator = torch.Generator(device=s.device).manual_seed(s.seed)
+    n_clusters = 2 * s.length // s.chunk_size
+    return lambda qk, v: routing_attention(qk, v, chunk_size=s.chunk_size, n_clusters=n_clusters, causal=True,
+                                           generator=generator)
 
 
 class AttentionLayer(nn.Module):
@@ -149,7 +172,7 @@ def time_step(s: AttentionSetting) -> float:
     """Fastest seconds of one forward+backward step of ``s`` over its repeats, after one warm-up step
     (allocator, thread pools, first-call dispatch); on a shared machine the fastest step is the least
     disturbed one."""
-    one_of("variant", s.variant, ATTENTION_VARIANTS + PEER_VARIANTS)
+    one_of("variant", s.variant, ATTENTION_VARIANTS + ALTERNATIVE_VARIANTS + PEER_VARIANTS)
     step = _peer_step(s) if s.variant in PEER_VARIANTS else _functional_step(s)
 
     def once() -> float:
