@@ -19,7 +19,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with sanitize.cfg --nbval-cell-timeout=600
 
 .PHONY: venv check-python lab test test-unit test-notebooks test-portable test-browser notebooks site lint lock binder-url \
-	bench-attention bench-peers bench-cuda clean
+	bench-attention bench-peers bench-cuda runs-duplication clean
 
 venv: $(STAMP)
 
@@ -116,6 +116,21 @@ bench-cuda:
 	$(CUDA_PYTHON) -m reformer_lab.bench attention --device cuda --layer $(FIG5_GRID) \
 		--json $(BENCH_RESULTS)/attention-layer-cuda.json
 	$(CUDA_PYTHON) -m reformer_lab.bench attention --device cuda $(FIG5_GRID) --json $(BENCH_RESULTS)/attention-cuda.json
+
+## make runs-duplication: the duplication runs of lessons 07 and 10 (paper Table 2, and §4's local attention),
+## each setting with three seeds, to results/duplication/<setting>-lesson-seed<N>.json; rerunning the command
+## resumes an interrupted run from its checkpoint. On a GPU machine, with a Python whose torch sees the GPU and
+## no venv (giving RUNS_PY drops the venv prerequisite): make runs-duplication DEVICE=cuda RUNS_PY=python3
+DEVICE ?= cpu
+RUNS_PY ?= $(PY)
+RUNS_SETTINGS ?= full lsh-1 lsh-2 lsh-4 local
+RUNS_SEEDS ?= 0 1 2
+runs-duplication: $(if $(filter $(PY),$(RUNS_PY)),venv)
+	@set -e; for setting in $(RUNS_SETTINGS); do for seed in $(RUNS_SEEDS); do \
+		echo "== duplication --setting $$setting --seed $$seed"; \
+		$(RUNS_PY) -m reformer_lab.experiments duplication --setting $$setting --scale lesson --seed $$seed \
+			--device $(DEVICE) --out results/duplication/$$setting-lesson-seed$$seed.json; \
+	done; done
 
 ## make binder-url: print the mybinder.org link for this clone's `origin` remote (needs only Python, no venv)
 binder-url:
