@@ -104,7 +104,22 @@ bench-attention: venv
 bench-peers: venv
 	@test -x build/peers/bin/python || ($(PYTHON) -m venv build/peers && \
 		build/peers/bin/pip install --quiet -r requirements.lock && build/peers/bin/pip install --quiet -e '.[peers]')
-	build/peers/bin/python -m reformer_lab.bench attention --peers --variants lsh-2 sdpa --lengths 4096 8192 16384
+	build/peers/bin/python -m reformer_lab.bench attention --peers --variants lsh-2 sdpa --lengths 4096 8192 16384 \
+		--json results/bench/attention-peers-cpu.json
+
+## make bench-lesson08: the CPU runs lesson 08 reads (attention layers, tokens fixed, L up to 32768; about 30 minutes
+## on 2 cores); each file is written whole when its run ends, so an interrupted run redoes only the missing files
+LESSON08_CPU := results/bench/attention-layer-cpu-16k.json results/bench/attention-layer-cpu-32k.json \
+	$(foreach c,32 128 256,results/bench/attention-layer-cpu-chunk$(c).json)
+bench-lesson08: $(LESSON08_CPU)
+results/bench/attention-layer-cpu-16k.json: | venv
+	$(PY) -m reformer_lab.bench attention --layer --tokens 16384 --lengths 1024 2048 4096 8192 16384 --json $@
+results/bench/attention-layer-cpu-32k.json: | venv
+	$(PY) -m reformer_lab.bench attention --layer --tokens 32768 --lengths 1024 2048 4096 8192 16384 32768 \
+		--full-cap 4096 --json $@
+results/bench/attention-layer-cpu-chunk%.json: | venv
+	$(PY) -m reformer_lab.bench attention --layer --tokens 16384 --lengths 8192 --chunk $* \
+		--variants lsh-1 lsh-2 lsh-4 lsh-8 --json $@
 
 ## make bench-cuda: Figure 5 (right) at the paper's 32K tokens per step on an NVIDIA GPU, written to results/bench/.
 ## CUDA_PYTHON is a Python whose torch sees the GPU (this venv's CPU build does not): make bench-cuda CUDA_PYTHON=python3

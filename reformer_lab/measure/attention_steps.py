@@ -168,12 +168,17 @@ def _peer_step(s: AttentionSetting) -> Callable[[], Tensor]:
     return lambda: module(x)[0]
 
 
+def forward_step(s: AttentionSetting) -> Callable[[], Tensor]:
+    """A function that runs the forward pass of ``s`` on inputs made once (its output is what a step differentiates)."""
+    one_of("variant", s.variant, ATTENTION_VARIANTS + ALTERNATIVE_VARIANTS + PEER_VARIANTS)
+    return _peer_step(s) if s.variant in PEER_VARIANTS else _functional_step(s)
+
+
 def time_step(s: AttentionSetting) -> float:
     """Fastest seconds of one forward+backward step of ``s`` over its repeats, after one warm-up step
     (allocator, thread pools, first-call dispatch); on a shared machine the fastest step is the least
     disturbed one."""
-    one_of("variant", s.variant, ATTENTION_VARIANTS + ALTERNATIVE_VARIANTS + PEER_VARIANTS)
-    step = _peer_step(s) if s.variant in PEER_VARIANTS else _functional_step(s)
+    step = forward_step(s)
 
     def once() -> float:
         start = time.perf_counter()

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from reformer_lab.measure.attention_steps import ATTENTION_VARIANTS, AttentionSetting, time_step
+from reformer_lab.measure.attention_steps import ATTENTION_VARIANTS, AttentionSetting, forward_step, time_step
 from reformer_lab.measure.complexity import attention_complexity
 from reformer_lab.validation import one_of, positive_int
 
@@ -218,11 +218,9 @@ def time_breakdown(setting: AttentionSetting) -> dict[str, float]:
     Python's interpreter time between ops is in ``"step"`` but in no stage."""
     from torch.profiler import ProfilerActivity, profile
 
-    from reformer_lab.measure.attention_steps import _functional_step
-
     if not setting.variant.startswith("lsh-"):
         raise ValueError(f"time_breakdown splits an LSH step; got variant {setting.variant!r}")
-    step = _functional_step(setting)
+    step = forward_step(setting)
     step().square().mean().backward()  # warm-up
     with profile(activities=[ProfilerActivity.CPU], with_stack=True) as prof:
         start = time.perf_counter()
