@@ -113,23 +113,36 @@ def _row_groups(rows: int, parts: int = 4) -> list[slice]:
 # The chunk products below work on chunks flattened to [N, chunk, ·] (N = rows·rounds·chunks), so chunk t's
 # predecessor is entry t − 1. At a round's first chunk that entry is the previous round's last chunk: those
 # logits are masked, their probabilities are exactly 0, and every product through them adds zeros.
+# Chunks t − 1 and t are adjacent in memory, so a window is a view (:func:`_windows`) and each product is one
+# batched matmul into a contiguous output: BLAS writing into a strided slice of the logits is many times slower.
 
 
-def _chunk_logits(a: Tensor, b_t: Tensor, out: Tensor) -> None:
-    """``out[t] = [a[t] @ b_t[t − 1], a[t] @ b_t[t]]`` (look-back, own chunk) for ``out`` ``[N, chunk, window]``."""
+def _windows(x: Tensor) -> Tensor:
+    """Chunks t − 1 and t of ``x`` ``[N, chunk, d]`` as one ``[2·chunk, d]`` block, t = 1 … N − 1 (a view; eq. 11)."""
+    x = x.contiguous()
+    count, chunk, dim = x.shape
+    return x.as_strided((count - 1, 2 * chunk, dim), (chunk * dim, dim, 1), x.storage_offset())
+
+
+def _chunk_logits(a: Tensor, b: Tensor, out: Tensor) -> None:
+    """``out[t] = a[t] @ [b[t − 1]; b[t]]ᵀ`` (look-back, own chunk) for contiguous ``out`` ``[N, chunk, window]``."""
     chunk = a.shape[-2]
-    torch.bmm(a, b_t, out=out[..., -chunk:])
-    if out.shape[-1] > chunk:
-        torch.bmm(a[1:], b_t[:-1], out=out[1:, :, :chunk])
-        out[0, :, :chunk] = 0.0  # the group's first chunk has no predecessor
+    if out.shape[-1] == chunk:
+        torch.bmm(a, b.mT, out=out)
+        return
+    torch.bmm(a[1:], _windows(b).mT, out=out[1:])
+    out[0, :, :chunk] = 0.0  # the group's first chunk has no predecessor
+    out[0, :, chunk:] = a[0] @ b[0].mT
 
 
 def _chunk_apply(p: Tensor, x: Tensor) -> Tensor:
     """Each query's row of ``p`` ``[N, chunk, window]`` times its window of ``x`` ``[N, chunk, d]``."""
     chunk = x.shape[-2]
-    result = torch.bmm(p[..., -chunk:], x)
-    if p.shape[-1] > chunk:
-        result[1:].baddbmm_(p[1:, :, :chunk], x[:-1])
+    if p.shape[-1] == chunk:
+        return torch.bmm(p, x)
+    result = x.new_empty(x.shape)
+    torch.bmm(p[1:], _windows(x), out=result[1:])
+    torch.mm(p[0, :, chunk:], x[0], out=result[0])
     return result
 
 
@@ -164,7 +177,7 @@ class _ChunkAttention(torch.autograd.Function):
         for rows in _row_groups(q.shape[0]):
             q_g = q[rows].flatten(0, 2)
             logits = q_g.new_empty(*q_g.shape[:-1], width)
-            _chunk_logits(q_g, unit_keys(q_g).mT, logits)
+            _chunk_logits(q_g, unit_keys(q_g), logits)
             logits = logits.view(probs[rows].shape)
             windows.part(rows).mask_(logits)
             top = logits.amax(dim=-1)  # rows are never fully masked: the self key stays
@@ -186,7 +199,7 @@ class _ChunkAttention(torch.autograd.Function):
             p, d_out, q_g, v_g = (x[rows].flatten(0, 2) for x in (probs, grad_out, q, v))
             grad_v[rows] = _chunk_apply_t(p, d_out).view_as(grad_v[rows])
             d_s = torch.empty_like(p)
-            _chunk_logits(d_out, v_g.mT, d_s)
+            _chunk_logits(d_out, v_g, d_s)
             row = (d_out * out[rows].flatten(0, 2)).sum(dim=-1, keepdim=True)
             if grad_lse is not None:
                 row -= grad_lse[rows].reshape(row.shape)
