@@ -19,7 +19,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with sanitize.cfg --nbval-cell-timeout=600
 
 .PHONY: venv check-python lab test test-unit test-notebooks test-portable test-browser notebooks site lint lock binder-url \
-	bench-attention bench-peers bench-cuda runs-duplication clean
+	bench-attention bench-peers bench-cuda bench-lesson08 runs-duplication clean
 
 venv: $(STAMP)
 
@@ -134,7 +134,8 @@ bench-cuda:
 
 ## make runs-duplication: the duplication runs of lessons 07 and 10 (paper Table 2, and §4's local attention),
 ## each setting with three seeds, to results/duplication/<setting>-lesson-seed<N>.json; rerunning the command
-## resumes an interrupted run from its checkpoint. On a GPU machine, with a Python whose torch sees the GPU and
+## resumes an interrupted run from its checkpoint. Each run's weights alone (the lessons read them) are exported
+## to <setting>-lesson-seed<N>.weights.pt. On a GPU machine, with a Python whose torch sees the GPU and
 ## no venv (giving RUNS_PY drops the venv prerequisite): make runs-duplication DEVICE=cuda RUNS_PY=python3
 DEVICE ?= cpu
 RUNS_PY ?= $(PY)
@@ -145,6 +146,9 @@ runs-duplication: $(if $(filter $(PY),$(RUNS_PY)),venv)
 		echo "== duplication --setting $$setting --seed $$seed"; \
 		$(RUNS_PY) -m reformer_lab.experiments duplication --setting $$setting --scale lesson --seed $$seed \
 			--device $(DEVICE) --out results/duplication/$$setting-lesson-seed$$seed.json; \
+		$(RUNS_PY) -c "import sys; from reformer_lab.measure.duplication_stats import export_weights; \
+			export_weights(sys.argv[1], sys.argv[2])" results/duplication/$$setting-lesson-seed$$seed.pt \
+			results/duplication/$$setting-lesson-seed$$seed.weights.pt; \
 	done; done
 
 ## make binder-url: print the mybinder.org link for this clone's `origin` remote (needs only Python, no venv)
