@@ -107,18 +107,22 @@ bench-peers: venv
 	build/peers/bin/python -m reformer_lab.bench attention --peers --variants lsh-2 sdpa --lengths 4096 8192 16384 \
 		--json results/bench/attention-peers-cpu.json
 
-## make bench-lesson08: the CPU runs lesson 08 reads (attention layers, tokens fixed, L up to 32768; about 30 minutes
-## on 2 cores); each file is written whole when its run ends, so an interrupted run redoes only the missing files
-LESSON08_CPU := results/bench/attention-layer-cpu-16k.json results/bench/attention-layer-cpu-32k.json \
-	$(foreach c,32 128 256,results/bench/attention-layer-cpu-chunk$(c).json)
+## make bench-lesson08: the CPU runs lesson 08 reads: attention layers at 16K and 32K tokens per step up to
+## L = 32768, and LSH at other chunk sizes, one JSON per length (about 30 minutes on 2 cores; `make -j4` runs four
+## at once on a bigger machine). A file is written whole when its run ends: an interrupted run redoes only the
+## missing files. BENCH_PY is the Python to run them with (default: this venv's).
+BENCH_PY ?= $(PY)
+BENCH_CPU := results/bench/cpu
+LESSON08_CPU := $(foreach L,1024 2048 4096 8192 16384,$(BENCH_CPU)/layer-16k-L$(L).json) \
+	$(foreach L,1024 2048 4096 8192 16384 32768,$(BENCH_CPU)/layer-32k-L$(L).json) \
+	$(foreach c,32 128 256,$(BENCH_CPU)/chunk$(c)-16k-L8192.json)
 bench-lesson08: $(LESSON08_CPU)
-results/bench/attention-layer-cpu-16k.json: | venv
-	$(PY) -m reformer_lab.bench attention --layer --tokens 16384 --lengths 1024 2048 4096 8192 16384 --json $@
-results/bench/attention-layer-cpu-32k.json: | venv
-	$(PY) -m reformer_lab.bench attention --layer --tokens 32768 --lengths 1024 2048 4096 8192 16384 32768 \
-		--full-cap 4096 --json $@
-results/bench/attention-layer-cpu-chunk%.json: | venv
-	$(PY) -m reformer_lab.bench attention --layer --tokens 16384 --lengths 8192 --chunk $* \
+$(BENCH_CPU)/layer-16k-L%.json: | $(if $(filter $(PY),$(BENCH_PY)),venv)
+	$(BENCH_PY) -m reformer_lab.bench attention --layer --tokens 16384 --lengths $* --full-cap 8192 --json $@
+$(BENCH_CPU)/layer-32k-L%.json: | $(if $(filter $(PY),$(BENCH_PY)),venv)
+	$(BENCH_PY) -m reformer_lab.bench attention --layer --tokens 32768 --lengths $* --full-cap 4096 --json $@
+$(BENCH_CPU)/chunk%-16k-L8192.json: | $(if $(filter $(PY),$(BENCH_PY)),venv)
+	$(BENCH_PY) -m reformer_lab.bench attention --layer --tokens 16384 --lengths 8192 --chunk $* \
 		--variants lsh-1 lsh-2 lsh-4 lsh-8 --json $@
 
 ## make bench-cuda: Figure 5 (right) at the paper's 32K tokens per step on an NVIDIA GPU, written to results/bench/.

@@ -29,16 +29,31 @@ def _m(variant: str, length: int, seconds: float, peak: int) -> Measurement:
 
 
 def test_targets_are_judged_on_the_measurements() -> None:
-    results = [_m("lsh-2", 1024, 1.0, 100), _m("lsh-2", 8192, 1.2, 100), _m("sdpa", 8192, 2.4, 50),
-               _m("full", 8192, 3.0, 600)]
+    results = [_m("lsh-2", 1024, 1.0, 100), _m("lsh-2", 8192, 1.1, 100), _m("sdpa", 8192, 2.4, 50),
+               _m("full", 8192, 3.0, 600), _m("lsh-8", 8192, 4.0, 300), _m("sdpa", 1024, 0.5, 50)]
     targets = {claim: met for claim, met, _ in bench.attention_targets(results)}
     assert targets == {
-        "L=8192: LSH-2 faster than sdpa (fwd+bwd)": True,
-        "L=8192: LSH-2 peak memory ≥5× below full": True,
-        "LSH-2 time per step flat within 1.5× across L": True,
+        "L=8192: LSH-8 ≤ 4× LSH-2's time": True,
+        "L=8192: LSH-2 peak ≥ 5× below full": True,
+        "LSH-2 faster than fused SDPA at every L ≥ 2048": True,
+        "LSH-2 flat within 1.2× across L": True,
     }
-    slow = [_m("lsh-2", 1024, 1.0, 100), _m("lsh-2", 8192, 2.0, 100), _m("sdpa", 8192, 1.0, 50)]
-    assert [met for _, met, _ in bench.attention_targets(slow)] == [False, False]
+    slow = [_m("lsh-2", 1024, 1.0, 100), _m("lsh-2", 8192, 2.0, 100), _m("sdpa", 8192, 1.0, 50),
+            _m("lsh-8", 8192, 9.0, 100)]
+    assert [met for _, met, _ in bench.attention_targets(slow)] == [False, False, False]
+
+
+def test_peer_targets_compare_our_module_with_each_peer() -> None:
+    results = [_m("ours-module", 8192, 0.4, 400), _m("reformer-pytorch", 8192, 1.0, 1000),
+               _m("hf-transformers", 8192, 0.8, 700)]
+    targets = {claim: met for claim, met, _ in bench.peers_targets(results)}
+    assert targets == {
+        "L=8192: ≤ 0.4× reformer-pytorch's time": True,
+        "L=8192: ≤ 0.5× reformer-pytorch's peak memory": True,
+        "L=8192: ≤ 0.4× hf-transformers's time": False,
+        "L=8192: ≤ 0.5× hf-transformers's peak memory": False,
+    }
+    assert bench.peers_targets(results[1:]) == []
 
 
 def test_table_shows_ratios_to_the_reference_and_notes_for_skips() -> None:

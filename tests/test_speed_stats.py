@@ -91,6 +91,13 @@ def test_load_bench_reads_the_benchmark_json_and_names_a_missing_file(tmp_path) 
     assert points == [ss.SpeedPoint("lsh-2", 1024, 4, 0.5, 2**20, 64, 4, 256)]
     with pytest.raises(FileNotFoundError, match="python -m reformer_lab.bench attention --json"):
         ss.load_bench(tmp_path / "missing.json")
+    other = tmp_path / "bench-2.json"
+    other.write_text(json.dumps({"provenance": {"commit": "def"}, "results": [dict(record, length=2048, batch=2)]}))
+    provenances, merged = ss.load_benches([other, path])
+    assert [p["commit"] for p in provenances] == ["def", "abc"]  # in path order: bench-2.json < bench.json
+    assert [p.length for p in merged] == [2048, 1024]
+    with pytest.raises(FileNotFoundError, match="matched nothing"):
+        ss.load_benches([])
 
 
 def test_lsh_step_flops_counts_products_hashing_and_projections() -> None:

@@ -64,17 +64,21 @@ def plot_speed(points: Sequence[SpeedPoint], ax: Axes | None = None, *, title: s
         found = crossover(points, fast, slow)
         if found.kind == "at":
             ax.axvline(found.length, color="tab:red", linestyle=":", linewidth=1)
-            ax.annotate(f"{LABELS[fast]} overtakes {LABELS[slow]}\nL ≈ {found.length:,.0f}", (found.length, 0.97),
-                        xycoords=("data", "axes fraction"), va="top", ha="left", fontsize=8, color="tab:red",
-                        xytext=(3, 0), textcoords="offset points")
+            ax.annotate(f"{LABELS[fast]} overtakes\n{LABELS[slow]}\nat L ≈ {found.length:,.0f}",
+                        (found.length, 0.03), xycoords=("data", "axes fraction"), va="bottom", ha="left",
+                        fontsize=7.5, color="tab:red", xytext=(3, 0), textcoords="offset points")
     lengths = sorted({p.length for p in points})
     _length_axis(ax, lengths, {p.length: p.batch for p in points})
     ax.set_yscale("log")
     ax.set_ylabel("seconds per step (forward + backward)")
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8, ncol=2, loc="upper left")
+    _legend_below(ax)
     return fig
+
+
+def _legend_below(ax: Axes) -> None:
+    ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
 
 
 def plot_memory(points: Sequence[SpeedPoint], ax: Axes | None = None, *, title: str = "",
@@ -101,7 +105,7 @@ def plot_memory(points: Sequence[SpeedPoint], ax: Axes | None = None, *, title: 
     ax.set_ylabel("peak memory of one step")
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8, ncol=2, loc="upper left")
+    _legend_below(ax)
     return fig
 
 

@@ -30,6 +30,7 @@ after everything else was measured and written, makes the command exit with stat
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -59,6 +60,7 @@ from reformer_lab.measure.memory import (
     training_step,
 )
 from reformer_lab.measure.provenance import git_commit, git_dirty
+from reformer_lab.measure.speed_stats import SpeedPoint, peer_targets, speed_targets
 from reformer_lab.measure.stacks import MeasuredStack
 from reformer_lab.model import ReformerConfig
 from reformer_lab.reversible import STACK_VARIANTS, ReversibleSequence
@@ -158,23 +160,19 @@ def _get(results: Sequence[Measurement], variant: str, length: int) -> Measureme
     return next((m for m in results if m.setting.variant == variant and m.setting.length == length), None)
 
 
-def attention_targets(results: Sequence[Measurement], at: int = 8192) -> list[tuple[str, bool | None, str]]:
-    """What LSH attention with 2 rounds should show (Figure 5 right, and its memory): at length ``at`` faster than
-    ``sdpa`` and a peak ≥ 5× below full attention's, and a time per step flat within 1.5× across lengths. Each
-    (claim, met?, evidence); claims whose measurements are missing are left out."""
-    lsh, sdpa, full = _get(results, "lsh-2", at), _get(results, "sdpa", at), _get(results, "full", at)
-    targets = []
-    if lsh and sdpa and lsh.seconds and sdpa.seconds:
-        ratio = sdpa.seconds / lsh.seconds
-        targets.append((f"L={at}: LSH-2 faster than sdpa (fwd+bwd)", ratio > 1, f"sdpa/LSH-2 time = {ratio:.2f}×"))
-    if lsh and full and lsh.peak_bytes and full.peak_bytes:
-        ratio = full.peak_bytes / lsh.peak_bytes
-        targets.append((f"L={at}: LSH-2 peak memory ≥5× below full", ratio >= 5, f"full/LSH-2 peak = {ratio:.1f}×"))
-    times = [m.seconds for m in results if m.setting.variant == "lsh-2" and m.seconds]
-    if len(times) >= 2:
-        spread = max(times) / min(times)
-        targets.append(("LSH-2 time per step flat within 1.5× across L", spread <= 1.5, f"max/min = {spread:.2f}×"))
-    return targets
+def _points(results: Sequence[Measurement]) -> list[SpeedPoint]:
+    return [SpeedPoint(m.setting.variant, m.setting.length, m.setting.batch, m.seconds, m.peak_bytes,
+                       m.setting.chunk_size, m.setting.n_heads, m.setting.d_model, m.note) for m in results]
+
+
+def attention_targets(results: Sequence[Measurement], at: int = 8192) -> list[tuple[str, bool, str]]:
+    """:func:`~reformer_lab.measure.speed_stats.speed_targets` on this run's measurements."""
+    return speed_targets(_points(results), at)
+
+
+def peers_targets(results: Sequence[Measurement], at: int = 8192) -> list[tuple[str, bool, str]]:
+    """:func:`~reformer_lab.measure.speed_stats.peer_targets` on this run's module measurements."""
+    return peer_targets([(m.setting.variant, m.setting.length, m.seconds, m.peak_bytes) for m in results], at)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -480,8 +478,20 @@ def _check_args(args: argparse.Namespace) -> None:
         raise SystemExit(f"python -m reformer_lab.bench {args.command}: {error}") from error
 
 
+def _cpu_name() -> str:
+    """The processor's model name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} logical cores"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _provenance(device: str) -> dict[str, Any]:
-    name = torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or platform.machine()
+    name = torch.cuda.get_device_name() if device.startswith("cuda") else _cpu_name()
     return {"device": f"{device} ({name})", "torch": torch.__version__, "commit": git_commit(),
             "dirty": git_dirty(), "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "threads": str(torch.get_num_threads())}
@@ -587,6 +597,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\nwhole LSH self-attention modules (projections included), n_hashes 2:")
         peers = run(peer_settings, args.full_cap)
         print(format_table(peers, reference="ours-module"))
+        for claim, met, evidence in peers_targets(peers):
+            print(f"[{'MET' if met else 'MISSED'}] {claim}: {evidence}")
     if args.json:
         records = [{**asdict(m.setting), "seconds": m.seconds, "peak_bytes": m.peak_bytes, "note": m.note}
                    for m in results + peers]

@@ -17,8 +17,11 @@ what a reader of that figure wants to know:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -99,6 +102,18 @@ def load_bench(path: str | Path) -> tuple[dict[str, Any], list[SpeedPoint]]:
                          r["n_heads"], r["d_model"], r.get("note", ""))
               for r in data["results"] if r["variant"] in ATTENTION_VARIANTS]
     return data["provenance"], points
+
+
+def load_benches(paths: Iterable[str | Path]) -> tuple[list[dict[str, Any]], list[SpeedPoint]]:
+    """:func:`load_bench` over several files (one run per length, say): their provenances and all their points."""
+    provenances, points = [], []
+    for path in sorted(Path(p) for p in paths):
+        provenance, found = load_bench(path)
+        provenances.append(provenance)
+        points += found
+    if not provenances:
+        raise FileNotFoundError("no benchmark files given (a glob that matched nothing?)")
+    return provenances, points
 
 
 def series(points: Iterable[SpeedPoint], variant: str, field: str = "seconds") -> tuple[np.ndarray, np.ndarray]:
@@ -210,6 +225,25 @@ def _stage(event: Any) -> str:
     return "projections"
 
 
+@contextlib.contextmanager
+def _quiet_profiler():
+    """Silence file descriptors 1 and 2 for the block: the profiler's C++ side prints its start and stop there.
+    Python exceptions still propagate."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in saved:
+            os.dup2(devnull, fd)
+        yield
+    finally:
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)
+        os.close(devnull)
+
+
 def time_breakdown(setting: AttentionSetting) -> dict[str, float]:
     """Seconds of one forward+backward step of an LSH ``setting`` spent in each of :data:`STAGES`, plus
     ``"step"`` (the whole step's wall time under the profiler).
@@ -222,7 +256,7 @@ def time_breakdown(setting: AttentionSetting) -> dict[str, float]:
         raise ValueError(f"time_breakdown splits an LSH step; got variant {setting.variant!r}")
     step = forward_step(setting)
     step().square().mean().backward()  # warm-up
-    with profile(activities=[ProfilerActivity.CPU], with_stack=True) as prof:
+    with _quiet_profiler(), profile(activities=[ProfilerActivity.CPU], with_stack=True) as prof:
         start = time.perf_counter()
         step().square().mean().backward()
         wall = time.perf_counter() - start
@@ -326,3 +360,57 @@ def fit_cost_model(points: Iterable[SpeedPoint]) -> CostModel:
         c, e = _fit_line(*map(np.array, zip(*with_peak, strict=True))) if with_peak else (math.nan, math.nan)
         coefficients[family] = (a, b, c, e)
     return CostModel(coefficients)
+
+
+# --------------------------------------------------------------------------------------------------
+# The speed targets, judged on measurements
+
+Target = tuple[str, bool, str]
+
+
+def _at(points: Sequence[SpeedPoint], variant: str, length: int) -> SpeedPoint | None:
+    return next((p for p in points if p.variant == variant and p.length == length and p.seconds), None)
+
+
+def speed_targets(points: Sequence[SpeedPoint], at: int = 8192, sdpa_from: int = 2048) -> list[Target]:
+    """Our targets for LSH attention on Figure 5 (right)'s protocol, each ``(claim, met, evidence)``; a claim whose
+    measurements are missing is left out. At ``at``: LSH-8 costs ≤ 4× LSH-2 (the work is 4×) and LSH-2's peak is
+    ≥ 5× below full attention's; LSH-2 is faster than fused SDPA at every measured length ≥ ``sdpa_from``; LSH-2's
+    step is flat within 1.2× across all measured lengths."""
+    targets = []
+    lsh2, lsh8, full = _at(points, "lsh-2", at), _at(points, "lsh-8", at), _at(points, "full", at)
+    if lsh2 and lsh8:
+        ratio = lsh8.seconds / lsh2.seconds
+        targets.append((f"L={at}: LSH-8 ≤ 4× LSH-2's time", ratio <= 4, f"LSH-8/LSH-2 = {ratio:.2f}×"))
+    if lsh2 and full and lsh2.peak_bytes and full.peak_bytes:
+        ratio = full.peak_bytes / lsh2.peak_bytes
+        targets.append((f"L={at}: LSH-2 peak ≥ 5× below full", ratio >= 5, f"full/LSH-2 peak = {ratio:.1f}×"))
+    pairs = [(p.length, p.seconds, _at(points, "sdpa", p.length)) for p in points
+             if p.variant == "lsh-2" and p.seconds and p.length >= sdpa_from]
+    ratios = {length: s.seconds / lsh for length, lsh, s in pairs if s}
+    if ratios:
+        worst = min(ratios, key=ratios.get)
+        targets.append((f"LSH-2 faster than fused SDPA at every L ≥ {sdpa_from}", ratios[worst] > 1,
+                        f"smallest SDPA/LSH-2 = {ratios[worst]:.2f}× at L={worst}"))
+    if len([p for p in points if p.variant == "lsh-2" and p.seconds]) >= 2:
+        spread = flatness(points, "lsh-2")
+        targets.append(("LSH-2 flat within 1.2× across L", spread <= 1.2, f"slowest/fastest = {spread:.2f}×"))
+    return targets
+
+
+def peer_targets(rows: Sequence[tuple[str, int, float | None, int | None]], at: int = 8192) -> list[Target]:
+    """Our LSH self-attention module against each peer at length ``at`` (rows ``(name, length, seconds, peak)`` as
+    the peers' benchmark records them): ≤ 0.4× the peer's time and ≤ 0.5× its peak memory growth."""
+    found = {name: (s, m) for name, length, s, m in rows if length == at and s}
+    if "ours-module" not in found:
+        return []
+    ours_s, ours_m = found["ours-module"]
+    targets = []
+    for peer in ("reformer-pytorch", "hf-transformers"):
+        if peer in found:
+            s, m = found[peer]
+            targets.append((f"L={at}: ≤ 0.4× {peer}'s time", ours_s / s <= 0.4, f"ours/{peer} = {ours_s / s:.2f}×"))
+            if m and ours_m:
+                targets.append((f"L={at}: ≤ 0.5× {peer}'s peak memory", ours_m / m <= 0.5,
+                                f"ours/{peer} = {ours_m / m:.2f}×"))
+    return targets
