@@ -13,8 +13,8 @@ from reformer_lab.measure.experiments import EVAL_COLUMNS, load_model, run_exper
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     directory = tmp_path_factory.mktemp("duplication")
-    record = run_experiment("duplication", "lsh-2", "tiny", out=directory / "lsh-2-tiny.json", progress=False)
-    rep.export_weights(directory / "lsh-2-tiny.pt", rep.weights_path("lsh-2", directory, "tiny"))
+    record = run_experiment("duplication", "lsh-2", "tiny", out=directory / "lsh-2-tiny-seed0.json", progress=False)
+    rep.export_weights(directory / "lsh-2-tiny-seed0.pt", rep.weights_path("lsh-2", directory, "tiny"))
     return directory, record
 
 
@@ -47,9 +47,10 @@ def test_local_window_coverage() -> None:
 def test_weights_round_trip_and_the_table_is_the_runners(tiny_run) -> None:
     directory, record = tiny_run
     path = rep.weights_path("lsh-2", directory, "tiny")
-    assert path.name == "lsh-2-tiny.weights.pt" and path.stat().st_size < (directory / "lsh-2-tiny.pt").stat().st_size
+    assert path.name == "lsh-2-tiny-seed0.weights.pt"
+    assert path.stat().st_size < (directory / "lsh-2-tiny-seed0.pt").stat().st_size
     model = rep.load_lesson_model("lsh-2", directory, "tiny")
-    reference = load_model(directory / "lsh-2-tiny.pt")
+    reference = load_model(directory / "lsh-2-tiny-seed0.pt")
     for key, value in reference.state_dict().items():
         torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0)
     assert not model.training
@@ -64,8 +65,35 @@ def test_weights_round_trip_and_the_table_is_the_runners(tiny_run) -> None:
 
 
 def test_missing_files_say_how_to_make_them(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match="python -m reformer_lab.experiments duplication"):
-        rep.load_record("full", tmp_path)
+    with pytest.raises(FileNotFoundError, match="python -m reformer_lab.experiments duplication .*--seed 2"):
+        rep.load_record("full", tmp_path, seed=2)
+
+
+def test_a_record_under_another_name_is_refused(tiny_run, tmp_path) -> None:
+    import json
+
+    _, record = tiny_run
+    (tmp_path / "lsh-2-tiny-seed1.json").write_text(json.dumps(record))  # the seed-0 run under seed 1's name
+    with pytest.raises(ValueError, match="seed 0, not of 'lsh-2', seed 1"):
+        rep.load_record("lsh-2", tmp_path, "tiny", seed=1)
+
+
+def _record(table2, losses, steps=(10, 20)):
+    return {"table2": table2, "metrics": {"train": [{"step": s, "loss": x} for s, x in zip(steps, losses, strict=True)],
+                                          "eval": [{"step": 20, "accuracy": table2["full"]}]}}
+
+
+def test_table2_spread_and_curve_band() -> None:
+    runs = [_record(dict.fromkeys(EVAL_COLUMNS, a), losses)
+            for a, losses in ((0.5, (4.0, 1.0)), (1.0, (3.0, 2.0)), (0.9, (5.0, 0.5)))]
+    spread = rep.table2_spread({"full": runs})
+    assert spread["full"]["lsh-1"][1:] == (0.5, 1.0) and spread["full"]["lsh-1"].mean == pytest.approx(0.8)
+    assert rep.curve_band(runs) == ([10, 20], [4.0, 1.0], [3.0, 0.5], [5.0, 2.0])
+    assert rep.curve_band(runs, "eval", "accuracy") == ([20], [0.9], [0.5], [1.0])
+    with pytest.raises(ValueError, match="no table2 entry for \\['lsh-8'\\]"):
+        rep.table2_spread({"full": [_record({c: 1.0 for c in EVAL_COLUMNS if c != "lsh-8"}, (1.0, 1.0))]})
+    with pytest.raises(ValueError, match="different steps"):
+        rep.curve_band([runs[0], _record(runs[0]["table2"], (1.0, 1.0), steps=(10, 30))])
 
 
 def test_bucket_sweep_keeps_the_weights(tiny_run) -> None:
@@ -77,15 +105,21 @@ def test_bucket_sweep_keeps_the_weights(tiny_run) -> None:
     assert model.config.chunk_size == 8  # the model itself is untouched
 
 
-@pytest.mark.parametrize("setting", rep.TRAIN_ROWS)
+@pytest.mark.parametrize("setting", rep.SETTINGS)
 def test_the_committed_lesson_runs_load(setting) -> None:
-    # Lesson 07 loads these: they are committed, so a checkout without them is broken, not a reason to skip.
-    assert rep.weights_path(setting).exists(), f"{rep.weights_path(setting)} is missing: lesson 07 needs it"
-    record = rep.load_record(setting)
-    assert record["setting"] == setting and record["scale"] == "lesson"
-    assert rep.weights_path(setting).stat().st_size < 1_500_000
-    model = rep.load_lesson_model(setting)
-    assert model.config.attention == ("full" if setting == "full" else "lsh")
+    # Lessons 07 and 10 load these: they are committed, so a checkout without them is broken, not a reason to skip.
+    commits = set()
+    for seed in rep.SEEDS:
+        path = rep.weights_path(setting, seed=seed)
+        assert path.exists(), f"{path} is missing: lesson 07 needs it"
+        record = rep.load_record(setting, seed=seed)
+        assert record["setting"] == setting and record["scale"] == "lesson" and record["seed"] == seed
+        assert set(rep.EVAL_COLUMNS) <= set(record["table2"])
+        assert path.stat().st_size < 1_500_000
+        commits.add(record["git_commit"])
+    model = rep.load_lesson_model(setting, seed=rep.SEEDS[-1])
+    assert model.config.attention == {"full": "full", "local": "local"}.get(setting, "lsh")
+    assert len(commits) == 1  # the lesson says every run comes from one commit
 
 
 class _RunsCode:
@@ -102,7 +136,7 @@ def test_weights_files_are_read_with_weights_only(tiny_run, tmp_path) -> None:
     import pickle
 
     directory, record = tiny_run
-    (tmp_path / "lsh-2-tiny.json").write_text(json.dumps(record))
+    (tmp_path / "lsh-2-tiny-seed0.json").write_text(json.dumps(record))
     marker = tmp_path / "code-ran"
     torch.save({"hostile": _RunsCode(marker)}, rep.weights_path("lsh-2", tmp_path, "tiny"))
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):

@@ -21,7 +21,7 @@ from reformer_lab.measure.experiments import EVAL_COLUMNS, run_experiment
 @pytest.fixture(scope="module")
 def tiny_record(tmp_path_factory):
     directory = tmp_path_factory.mktemp("duplication")
-    return run_experiment("duplication", "lsh-2", "tiny", out=directory / "lsh-2-tiny.json", progress=False)
+    return run_experiment("duplication", "lsh-2", "tiny", out=directory / "lsh-2-tiny-seed0.json", progress=False)
 
 
 def test_format_table() -> None:
@@ -34,10 +34,24 @@ def test_format_table() -> None:
     assert " / " not in l07.format_table(measured)
 
 
+def test_format_spread_table_shows_a_range_only_where_the_seeds_differ() -> None:
+    spread = {"full": {c: rep.Spread(1.0, 1.0, 1.0) for c in EVAL_COLUMNS},
+              "lsh-1": {**{c: rep.Spread(1.0, 0.99999, 1.0) for c in EVAL_COLUMNS},
+                        "lsh-1": rep.Spread(0.95, 0.932, 0.954)}}
+    text = l07.format_spread_table(spread, rep.PAPER_TABLE2)
+    assert "| **full** | 100.0% / 100.0% | 100.0% / 94.8% |" in text
+    assert "| 95.0% [93.2–95.4] / 77.9% |" in text
+    assert "[" not in text.splitlines()[2]
+
+
 def test_plots(tiny_record) -> None:
     record = tiny_record
     fig = l07.plot_learning_curves({"lsh-2": record, "full": record})
-    assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2
+    assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2 and not fig.axes[0].collections
+    plt.close(fig)
+    fig = l07.plot_learning_curves({"lsh-2": [record, record, record]})
+    assert len(fig.axes[0].lines) == 1 and len(fig.axes[0].collections) == 1  # the median and the band
+    assert "median of 3 seeds" in fig.axes[1].get_title()
     plt.close(fig)
     fig = l07.plot_live_run(record["metrics"]["train"], record["metrics"]["eval"])
     assert len(fig.axes) == 2
@@ -58,7 +72,7 @@ def _grid() -> l07.SweepGrid:
 
 
 def test_sweep_grid_cells_are_bucket_sweep_evaluations() -> None:
-    model = rep.load_lesson_model("lsh-1")
+    model = rep.load_lesson_model("lsh-1", seed=0)
     task = DuplicationTask(w_len=63, n_symbols=127)
     grid = l07.sweep_grid({"lsh-1": model}, task, (32, 64), (1, 2), batches=1, batch_size=2, seed=5)
     assert grid.accuracy["lsh-1"].shape == (2, 2) and grid.length == 128 and grid.n_sequences == 2
@@ -101,5 +115,5 @@ def test_sweep_explorer_redraws_when_any_control_moves() -> None:
         assert box.image.value != before
     assert "evaluated with LSH-8 at chunk size 32 (8 buckets)" in box.text.value
     assert f"{100 * _grid().at('lsh-1', 32, 8):.1f}%" in box.text.value
-    assert list(box.controls["chunk_size"].options) == [("8 (32 buckets)", 8), ("16 (16 buckets)", 16),
-                                                        ("32 (8 buckets)", 32)]
+    # the readout shows about ten characters: the chunk size alone, the bucket count is in the line above
+    assert list(box.controls["chunk_size"].options) == [8, 16, 32]

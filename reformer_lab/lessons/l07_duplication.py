@@ -1,5 +1,5 @@
-"""Lesson 07, the duplication task (paper §2.1, Table 2): Table 2 as text, the runs' learning curves, and the
-chunk-size × hash-rounds grid with its explorer widget.
+"""Lesson 07, the duplication task (paper §2.1, Table 2): Table 2 as text (one run, or the spread over seeds), the
+runs' learning curves with a band over the seeds, and the chunk-size × hash-rounds grid with its explorer widget.
 
 The numbers come from :mod:`reformer_lab.measure.duplication_stats`, which reads and evaluates the committed runs.
 :func:`sweep_grid` evaluates every trained model at every (chunk size, n_hashes) once;
@@ -23,12 +23,13 @@ from matplotlib.patches import Rectangle
 
 from reformer_lab.data import DuplicationTask
 from reformer_lab.lessons.common import Explorer, choice_slider, explorer, new_axes
-from reformer_lab.measure.duplication_stats import EVAL_COLUMNS, bucket_sweep
+from reformer_lab.measure.duplication_stats import EVAL_COLUMNS, Spread, bucket_sweep, curve_band
 from reformer_lab.model import ReformerLM
 from reformer_lab.validation import one_of, positive_int
 
 __all__ = [
     "SweepGrid",
+    "format_spread_table",
     "format_table",
     "plot_learning_curves",
     "plot_live_run",
@@ -59,29 +60,66 @@ def format_table(measured: Mapping[str, Mapping[str, float]], paper: Mapping[str
     return "\n".join(lines)
 
 
-def plot_learning_curves(records: Mapping[str, Mapping[str, Any]]) -> Figure:
+def format_spread_table(spread: Mapping[str, Mapping[str, Spread]],
+                        paper: Mapping[str, Mapping[str, float]] | None = None, digits: int = 1) -> str:
+    """A markdown table of Table 2 over seeds (:func:`~reformer_lab.measure.duplication_stats.table2_spread`):
+    each cell the mean accuracy in %, then the range over the seeds in brackets when the seeds differ at
+    ``digits`` decimals, and, when ``paper`` is given, the paper's number after a slash."""
+    head = "| train \\ eval | " + " | ".join(_LABELS.get(c, c) for c in EVAL_COLUMNS) + " |"
+    lines = [head, "|---" * (len(EVAL_COLUMNS) + 1) + "|"]
+    for row, cells_in in spread.items():
+        cells = []
+        for column in EVAL_COLUMNS:
+            mean, low, high = (100 * v for v in cells_in[column])
+            lo, hi = f"{low:.{digits}f}", f"{high:.{digits}f}"
+            cell = f"{mean:.{digits}f}%" + ("" if lo == hi else f" [{lo}–{hi}]")
+            if paper is not None and row in paper:
+                cell += f" / {paper[row][column]:.1f}%"
+            cells.append(cell)
+        lines.append(f"| **{_LABELS.get(row, row)}** | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_learning_curves(records: Mapping[str, Mapping[str, Any] | Sequence[Mapping[str, Any]]]) -> Figure:
     """Two panels from the runner's JSON records: training loss per logged step (log scale) and the
-    periodic evaluation accuracy with each setting's own training attention."""
+    periodic evaluation accuracy with each setting's own training attention.
+
+    ``records`` maps a setting to one record or to a list of records (one per seed, logged at the same steps):
+    the line is then the median over the seeds at each step and the shaded band their range (lowest to highest).
+    """
     if not records:
-        raise ValueError("records must map at least one setting to its JSON record")
+        raise ValueError("records must map at least one setting to its JSON record(s)")
     fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.4))
-    for setting, record in records.items():
+    n_runs = set()
+    for setting, runs in records.items():
+        runs = [runs] if isinstance(runs, Mapping) else list(runs)
+        n_runs.add(len(runs))
         colour = _COLOURS.get(setting)
-        train = record["metrics"]["train"]
-        evals = record["metrics"]["eval"]
         label = _LABELS.get(setting, setting)
-        left.plot([r["step"] for r in train], [r["loss"] for r in train], "-", color=colour, label=label)
-        right.plot([r["step"] for r in evals], [100 * r["accuracy"] for r in evals], "o-", color=colour,
-                   label=label)
+        steps, middle, low, high = curve_band(runs, "train", "loss")
+        left.plot(steps, middle, "-", color=colour, label=label)
+        steps_e, middle_e, low_e, high_e = curve_band(runs, "eval", "accuracy")
+        right.plot(steps_e, [100 * a for a in middle_e], "o-", color=colour, label=label, markersize=4)
+        if len(runs) > 1:
+            left.fill_between(steps, low, high, color=colour, alpha=0.25, linewidth=0)
+            right.fill_between(steps_e, [100 * a for a in low_e], [100 * a for a in high_e], color=colour,
+                               alpha=0.25, linewidth=0)
     left.set_yscale("log")
     left.set_xlabel("step")
     left.set_ylabel("training loss (nats, masked)")
-    left.set_title("training loss, one batch per point", fontsize=10)
     right.set_xlabel("step")
     right.set_ylabel("accuracy on the second w (%)")
     right.set_ylim(-3, 103)
     right.set_xlim(left=0)
-    right.set_title("evaluation with the training attention", fontsize=10)
+    if n_runs == {1}:
+        left.set_title("training loss, one batch per point", fontsize=10)
+        right.set_title("evaluation with the training attention", fontsize=10)
+    else:
+        seeds = f"{min(n_runs)}" if len(n_runs) == 1 else f"{min(n_runs)}–{max(n_runs)}"
+        left.set_title(f"training loss (one batch per point): median of {seeds} seeds, band = range",
+                       fontsize=9)
+        right.set_title(f"evaluation with the training attention: median of {seeds} seeds, band = range",
+                        fontsize=9)
     for ax in (left, right):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, title="trained with", title_fontsize=8)
@@ -245,8 +283,9 @@ def sweep_explorer(grid: SweepGrid, chunk_size: int | None = None, n_hashes: int
     n_hashes = grid.hash_counts[0] if n_hashes is None else n_hashes
     setting = next(iter(grid.accuracy)) if setting is None else one_of("setting", setting, list(grid.accuracy))
     controls = {
-        "chunk_size": choice_slider("chunk_size", chunk_size, grid.chunk_sizes, "chunk size",
-                                    label=lambda c: f"{c} ({grid.n_buckets(c)} buckets)"),
+        # The slider's readout is narrow (about ten characters): it shows the chunk size alone; the line above the
+        # picture and the heatmap's axis give the bucket count.
+        "chunk_size": choice_slider("chunk_size", chunk_size, grid.chunk_sizes, "chunk size"),
         "n_hashes": choice_slider("n_hashes", n_hashes, grid.hash_counts),
         "setting": w.Dropdown(options=[(_LABELS.get(s, s), s) for s in grid.accuracy], value=setting,
                               description="trained with"),

@@ -1,15 +1,18 @@
 """Lesson 07, the duplication task (paper §2.1, Table 2): read the committed runs, evaluate them.
 
-Pure compute, no plotting, over what ``python -m reformer_lab.experiments duplication ... --scale lesson``
-wrote to ``results/duplication/``:
+Pure compute, no plotting, over what ``make runs-duplication`` (``python -m reformer_lab.experiments duplication
+--setting <setting> --scale lesson --seed <N>`` per run) wrote to ``results/duplication/``:
 
-* ``<setting>-lesson.json``: the runner's record (config, seed, metrics over time, Table 2's row, provenance);
-* ``<setting>-lesson.weights.pt``: the trained weights only (a ``state_dict``; the runner's own ``.pt``
+* ``<setting>-lesson-seed<N>.json``: the runner's record (config, seed, metrics over time, Table 2's row as
+  ``table2``, provenance), for every setting of :data:`SETTINGS` and every seed of :data:`SEEDS`;
+* ``<setting>-lesson-seed<N>.weights.pt``: the trained weights only (a ``state_dict``; the runner's own ``.pt``
   checkpoint also holds the optimiser and RNG states and is not committed). :func:`export_weights` makes it.
 
 :func:`accuracy_table` evaluates every trained model with every attention of Table 2's columns, from the
-same weights, with a fixed evaluation seed (so the table is the same on every run);
-:data:`PAPER_TABLE2` holds the paper's numbers for comparison. :func:`needed_key` and
+same weights, with a fixed evaluation seed (so the table is the same on every run: it is the runner's own
+``table2`` evaluation); :func:`table2_spread` summarises the ``table2`` rows that the records already hold over
+the seeds, and :func:`curve_band` one metric's learning curve over the seeds. :data:`PAPER_TABLE2` holds the
+paper's numbers for comparison. :func:`needed_key` and
 :func:`local_window_coverage` make the task's point in numbers: the key a query needs is |w| positions back,
 out of reach of a local window.
 """
@@ -19,15 +22,17 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from reformer_lab.attention import FullSelfAttention, full_attention
 from reformer_lab.data import DuplicationTask
+from reformer_lab.files import write_atomic
 from reformer_lab.measure.experiments import EVAL_COLUMNS, table2_row
 from reformer_lab.model import ReformerConfig, ReformerLM
 from reformer_lab.reversible import AttentionBranch
@@ -38,15 +43,22 @@ __all__ = [
     "EVAL_COLUMNS",
     "PAPER_TABLE2",
     "RESULTS_DIR",
+    "SEEDS",
+    "SETTINGS",
+    "Spread",
     "TRAIN_ROWS",
     "accuracy_table",
     "bucket_sweep",
+    "curve_band",
     "export_weights",
     "full_attention_variants",
     "load_lesson_model",
     "load_record",
+    "load_records",
     "local_window_coverage",
     "needed_key",
+    "run_name",
+    "table2_spread",
     "task_from_record",
     "weights_path",
 ]
@@ -66,6 +78,11 @@ PAPER_TABLE2: dict[str, dict[str, float]] = {
 #: Where the runner writes the duplication results of this repository.
 RESULTS_DIR = Path(__file__).resolve().parents[2] / "results" / "duplication"
 
+#: The settings of the committed lesson runs (``make runs-duplication``): Table 2's four rows and local attention.
+SETTINGS = ("full", "lsh-4", "lsh-2", "lsh-1", "local")
+
+#: The training seeds of the committed lesson runs: every setting was trained once with each.
+SEEDS = (0, 1, 2)
 
 
 def needed_key(position: int, w_len: int) -> int:
@@ -88,18 +105,81 @@ def local_window_coverage(w_len: int, chunk_size: int) -> float:
     return sum(seen) / len(seen)
 
 
-def weights_path(setting: str, directory: str | Path | None = None, scale: str = "lesson") -> Path:
-    """``<directory>/<setting>-<scale>.weights.pt`` (default directory: :data:`RESULTS_DIR`)."""
-    return Path(directory or RESULTS_DIR) / f"{setting}-{scale}.weights.pt"
+def run_name(setting: str, scale: str = "lesson", seed: int = 0) -> str:
+    """The file stem of one run: ``<setting>-<scale>-seed<seed>``."""
+    return f"{setting}-{scale}-seed{as_int('seed', seed, minimum=0)}"
 
 
-def load_record(setting: str, directory: str | Path | None = None, scale: str = "lesson") -> dict[str, Any]:
-    """The runner's JSON record ``<setting>-<scale>.json``."""
-    path = Path(directory or RESULTS_DIR) / f"{setting}-{scale}.json"
+def weights_path(setting: str, directory: str | Path | None = None, scale: str = "lesson", seed: int = 0) -> Path:
+    """``<directory>/<setting>-<scale>-seed<seed>.weights.pt`` (default directory: :data:`RESULTS_DIR`)."""
+    return Path(directory or RESULTS_DIR) / f"{run_name(setting, scale, seed)}.weights.pt"
+
+
+def load_record(setting: str, directory: str | Path | None = None, scale: str = "lesson",
+                seed: int = 0) -> dict[str, Any]:
+    """The runner's JSON record ``<setting>-<scale>-seed<seed>.json``."""
+    path = Path(directory or RESULTS_DIR) / f"{run_name(setting, scale, seed)}.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing; make it with `python -m reformer_lab.experiments duplication "
-                                f"--setting {setting} --scale {scale}`")
-    return json.loads(path.read_text())
+                                f"--setting {setting} --scale {scale} --seed {seed} --out {path}` "
+                                f"(`make runs-duplication` makes every lesson run)")
+    record = json.loads(path.read_text())
+    if record.get("setting") != setting or record.get("seed") != seed:
+        raise ValueError(f"{path} holds the run of setting {record.get('setting')!r}, seed {record.get('seed')!r}, "
+                         f"not of {setting!r}, seed {seed}")
+    return record
+
+
+def load_records(settings: Sequence[str], seeds: Sequence[int] = SEEDS, directory: str | Path | None = None,
+                 scale: str = "lesson") -> dict[str, list[dict[str, Any]]]:
+    """``{setting: [record of each seed, in the order of seeds]}`` (:func:`load_record` for each)."""
+    if not settings or not seeds:
+        raise ValueError("load_records needs at least one setting and one seed")
+    return {s: [load_record(s, directory, scale, n) for n in seeds] for s in settings}
+
+
+class Spread(NamedTuple):
+    """One number over several runs: their ``mean``, smallest (``low``) and largest (``high``) value."""
+
+    mean: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        values = [float(v) for v in values]
+        if not values:
+            raise ValueError("a Spread needs at least one value")
+        return cls(sum(values) / len(values), min(values), max(values))
+
+
+def table2_spread(records: Mapping[str, Sequence[Mapping[str, Any]]],
+                  columns: Sequence[str] = EVAL_COLUMNS) -> dict[str, dict[str, Spread]]:
+    """Table 2 over seeds: ``{train setting: {eval column: Spread}}`` of the ``table2`` rows that the runner
+    wrote into each record (each run's own weights, evaluated with every attention of ``columns``)."""
+    out = {}
+    for setting, runs in records.items():
+        if not runs:
+            raise ValueError(f"no record for setting {setting!r}")
+        missing = [c for r in runs for c in columns if c not in r.get("table2", {})]
+        if missing:
+            raise ValueError(f"a record of {setting!r} has no table2 entry for {sorted(set(missing))}")
+        out[setting] = {c: Spread.of([r["table2"][c] for r in runs]) for c in columns}
+    return out
+
+
+def curve_band(runs: Sequence[Mapping[str, Any]], series: str = "train",
+               metric: str = "loss") -> tuple[list[int], list[float], list[float], list[float]]:
+    """``(steps, median, low, high)`` of one logged metric (``series`` "train" or "eval") over several runs that
+    logged it at the same steps: the middle value and the range at each step."""
+    if not runs:
+        raise ValueError("curve_band needs at least one run")
+    steps = [r["step"] for r in runs[0]["metrics"][series]]
+    for run in runs[1:]:
+        if [r["step"] for r in run["metrics"][series]] != steps:
+            raise ValueError(f"the runs logged {series!r} at different steps, so their curves cannot be banded")
+    values = [[r["metrics"][series][i][metric] for r in runs] for i in range(len(steps))]
+    return steps, [float(statistics.median(v)) for v in values], [min(v) for v in values], [max(v) for v in values]
 
 
 def task_from_record(record: Mapping[str, Any]) -> DuplicationTask:
@@ -108,19 +188,21 @@ def task_from_record(record: Mapping[str, Any]) -> DuplicationTask:
 
 
 def export_weights(checkpoint: str | Path, out: str | Path) -> Path:
-    """Write the model weights of a runner checkpoint (``<run>.pt``) alone to ``out`` (a ``state_dict``)."""
+    """Write the model weights of a runner checkpoint (``<run>.pt``) alone to ``out`` (a ``state_dict``), atomically:
+    an interrupted export leaves the previous file or none, never half of one."""
     from reformer_lab.measure.experiments import load_model
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(load_model(checkpoint).state_dict(), out)
-    return out
+    state = load_model(checkpoint).state_dict()
+    return write_atomic(out, lambda f: torch.save(state, f))
 
 
-def load_lesson_model(setting: str, directory: str | Path | None = None, scale: str = "lesson") -> ReformerLM:
-    """The trained model of one setting, rebuilt from its JSON config and its weights file, in eval mode."""
-    record = load_record(setting, directory, scale)
-    path = weights_path(setting, directory, scale)
+def load_lesson_model(setting: str, directory: str | Path | None = None, scale: str = "lesson",
+                      seed: int = 0) -> ReformerLM:
+    """The trained model of one setting and seed, rebuilt from its JSON config and its weights file, in eval mode."""
+    record = load_record(setting, directory, scale, seed)
+    path = weights_path(setting, directory, scale, seed)
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing; make it with export_weights() in this module from the run's "
                                 "checkpoint")
