@@ -63,3 +63,10 @@ def test_seed_accuracy_reads_the_committed_runs() -> None:
     accuracy = l10.seed_accuracy(("full", "local"))
     assert len(accuracy["full"]) == 3 and min(accuracy["full"]) > 0.9
     assert max(accuracy["local"]) < 0.05
+
+
+def test_a_seed_model_loads_its_weights() -> None:
+    model = l10.load_seed_model("local", 1)
+    assert model.config.attention == "local" and not model.training
+    with pytest.raises(FileNotFoundError):
+        l10.load_seed_model("local", 7)

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 import ipywidgets as w
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 
 from reformer_lab.lessons.common import Explorer, bytes_axis, choice_slider, explorer, new_axes
 from reformer_lab.measure.alternatives_stats import INPUT_KINDS, VARIANTS, recovered_weight, structured_qk
 from reformer_lab.measure.duplication_stats import RESULTS_DIR
+from reformer_lab.model import ReformerConfig, ReformerLM
 from reformer_lab.validation import one_of, positive_int
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "Card",
     "RecoveredGrid",
     "cards_markdown",
+    "load_seed_model",
     "plot_recovered",
     "plot_seed_accuracy",
     "plot_step_costs",
@@ -267,21 +270,31 @@ def plot_step_costs(seconds: Mapping[str, Mapping[int, float]], saved: Mapping[s
 # ----------------------------------------------------------------------------------------------------
 
 
+def _record(setting: str, seed: int) -> dict:
+    path = RESULTS_DIR / f"{setting}-lesson-seed{seed}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; `make runs-duplication` makes every lesson run")
+    record = json.loads(path.read_text())
+    if record.get("setting") != setting or record.get("seed") != seed:
+        raise ValueError(f"{path} holds setting {record.get('setting')!r}, seed {record.get('seed')!r}")
+    return record
+
+
+def load_seed_model(setting: str, seed: int = 0) -> ReformerLM:
+    """The trained model of one committed run (``<setting>-lesson-seed<seed>``: its JSON config and its
+    ``.weights.pt``), in eval mode; the caller's random state is left alone."""
+    record = _record(setting, seed)
+    with torch.random.fork_rng(devices=[]):
+        model = ReformerLM(ReformerConfig.from_dict(record["config"]["model"]))
+    weights = RESULTS_DIR / f"{setting}-lesson-seed{seed}.weights.pt"
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
 def seed_accuracy(settings: Sequence[str], seeds: Sequence[int] = (0, 1, 2)) -> dict[str, list[float]]:
     """Each setting's final accuracy on the second copy of w, with its own training attention, per seed, from
     the committed records ``results/duplication/<setting>-lesson-seed<N>.json``."""
-    accuracy = {}
-    for s in settings:
-        accuracy[s] = []
-        for n in seeds:
-            path = RESULTS_DIR / f"{s}-lesson-seed{n}.json"
-            if not path.exists():
-                raise FileNotFoundError(f"{path} is missing; `make runs-duplication` makes every lesson run")
-            record = json.loads(path.read_text())
-            if record.get("setting") != s or record.get("seed") != n:
-                raise ValueError(f"{path} holds setting {record.get('setting')!r}, seed {record.get('seed')!r}")
-            accuracy[s].append(float(record["final"]["accuracy"]))
-    return accuracy
+    return {s: [float(_record(s, n)["final"]["accuracy"]) for n in seeds] for s in settings}
 
 
 def plot_seed_accuracy(accuracy: Mapping[str, Sequence[float]], chance: float, ax=None) -> Figure:
