@@ -211,6 +211,9 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+#: TrainConfig fields a resumed run may change: they decide when to log, evaluate and save, not the trajectory.
+FREE_TRAIN_FIELDS = ("checkpoint_every", "eval_every", "log_every")
+
 #: What a checkpoint must hold for :func:`train` to resume from it.
 CHECKPOINT_KEYS = ("model", "optimizer", "step", "rng", "data_rng", "history", "evals")
 #: Besides tensors and dict/list/tuple/set containers, the values ``torch.load(weights_only=True)`` reads back.
@@ -318,10 +321,11 @@ class _Run:
 
     def restore(self, state: dict[str, Any], config: TrainConfig) -> None:
         saved = state.get("train_config", {})
-        for key in ("seed", "batch_size", "steps", "lr"):
-            if key in saved and saved[key] != getattr(config, key):
-                raise ValueError(f"checkpoint was made with {key}={saved[key]!r}, this run has "
-                                 f"{getattr(config, key)!r}: use another checkpoint path or resume=False")
+        differ = [f"{key}={saved[key]!r} there, {getattr(config, key)!r} here" for key in sorted(saved)
+                  if key not in FREE_TRAIN_FIELDS and hasattr(config, key) and saved[key] != getattr(config, key)]
+        if differ:
+            raise ValueError("checkpoint was made with another training config (" + "; ".join(differ)
+                             + "): use another checkpoint path or resume=False")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["data_rng"])

@@ -68,8 +68,14 @@ def test_checkpoint_contents_and_mismatch(tmp_path: Path) -> None:
     state = load_checkpoint(tmp_path / "c.pt")
     assert {"model", "optimizer", "step", "rng", "data_rng", "history", "evals", "model_config"} <= state.keys()
     assert state["step"] == 3
-    with pytest.raises(ValueError, match="checkpoint was made with seed"):
+    with pytest.raises(ValueError, match="another training config .*seed=0 there, 1 here"):
         train(model(), TASK, TrainConfig(steps=3, batch_size=4, seed=1), checkpoint=tmp_path / "c.pt", progress=False)
+    same = dict(steps=3, batch_size=4, eval_every=0, eval_batches=1, checkpoint_every=0)
+    with pytest.raises(ValueError, match=r"warmup=100 there, 7 here\)"):  # any field that changes the trajectory
+        train(model(), TASK, TrainConfig(**same, warmup=7), checkpoint=tmp_path / "c.pt", progress=False)
+    resumed = train(model(), TASK, TrainConfig(**dict(same, log_every=1, checkpoint_every=5)),
+                    checkpoint=tmp_path / "c.pt", progress=False)  # when to log and save may change
+    assert resumed.resumed_from == 3
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "none.pt")
 

@@ -35,7 +35,8 @@ __all__ = [
     "attention_crossover_length",
 ]
 
-#: 4l/n_c with the paper's n_c = l/32 (§3, under Table 3): the keys one LSH query can see.
+#: 4l/n_c with the paper's n_c = l/32 (§3, under Table 3), i.e. four chunk lengths m = l/n_c = 32. A query sees
+#: its chunk and the one before, 2m = 64 keys; Table 1 and Table 3 charge it (4l/n_c)² = 128² per position.
 PAPER_LSH_WINDOW = 128
 #: The paper's c = (4l/n_c)² = 128² = 16,384 (Table 3).
 PAPER_C = PAPER_LSH_WINDOW**2
