@@ -88,6 +88,10 @@ def test_table2_spread_and_curve_band() -> None:
             for a, losses in ((0.5, (4.0, 1.0)), (1.0, (3.0, 2.0)), (0.9, (5.0, 0.5)))]
     spread = rep.table2_spread({"full": runs})
     assert spread["full"]["lsh-1"][1:] == (0.5, 1.0) and spread["full"]["lsh-1"].mean == pytest.approx(0.8)
+    assert spread["full"]["lsh-1"].percent() == "80.0% [50.0–100.0]"
+    assert spread["full"]["lsh-1"].percent(0, mean=False) == "50–100%"
+    assert rep.Spread(0.9, 0.89999, 0.90001).percent() == "90.0%"
+    assert rep.Spread(0.9, 0.89999, 0.90001).percent(mean=False) == "90.0%"
     assert rep.curve_band(runs) == ([10, 20], [4.0, 1.0], [3.0, 0.5], [5.0, 2.0])
     assert rep.curve_band(runs, "eval", "accuracy") == ([20], [0.9], [0.5], [1.0])
     with pytest.raises(ValueError, match="no table2 entry for \\['lsh-8'\\]"):

@@ -70,9 +70,7 @@ def format_spread_table(spread: Mapping[str, Mapping[str, Spread]],
     for row, cells_in in spread.items():
         cells = []
         for column in EVAL_COLUMNS:
-            mean, low, high = (100 * v for v in cells_in[column])
-            lo, hi = f"{low:.{digits}f}", f"{high:.{digits}f}"
-            cell = f"{mean:.{digits}f}%" + ("" if lo == hi else f" [{lo}–{hi}]")
+            cell = cells_in[column].percent(digits)
             if paper is not None and row in paper:
                 cell += f" / {paper[row][column]:.1f}%"
             cells.append(cell)

@@ -152,6 +152,15 @@ class Spread(NamedTuple):
             raise ValueError("a Spread needs at least one value")
         return cls(sum(values) / len(values), min(values), max(values))
 
+    def percent(self, digits: int = 1, *, mean: bool = True) -> str:
+        """The spread of fractions in %: ``"94.5% [93.2–95.4]"`` (mean, then the range), or with ``mean=False``
+        the range alone, ``"93.2–95.4%"``; the range is left out (one number) where it rounds to one value."""
+        low, high = f"{100 * self.low:.{digits}f}", f"{100 * self.high:.{digits}f}"
+        if not mean:
+            return f"{low}%" if low == high else f"{low}–{high}%"
+        middle = f"{100 * self.mean:.{digits}f}%"
+        return middle if low == high else f"{middle} [{low}–{high}]"
+
 
 def table2_spread(records: Mapping[str, Sequence[Mapping[str, Any]]],
                   columns: Sequence[str] = EVAL_COLUMNS) -> dict[str, dict[str, Spread]]:
