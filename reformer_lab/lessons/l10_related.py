@@ -20,8 +20,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from reformer_lab.lessons.common import Explorer, bytes_axis, choice_slider, explorer, new_axes
+from reformer_lab.lessons.common import Explorer, choice_slider, explorer, new_axes
 from reformer_lab.measure.alternatives_stats import INPUT_KINDS, VARIANTS, recovered_weight, structured_qk
 from reformer_lab.measure.duplication_stats import RESULTS_DIR
 from reformer_lab.model import ReformerConfig, ReformerLM
@@ -111,7 +112,8 @@ CARDS: tuple[Card, ...] = (
          "Exact attention computed tile by tile in fast on-chip memory, with the softmax rescaled on the fly and "
          "recomputed in the backward pass. Memory-efficient attention made fast: the same l² work, far fewer "
          "memory reads and writes.", "time b·n_h·l²·d_k, memory max(b·n_h·l·d_k, b·n_h·l)", "sdpa",
-         "ours: PyTorch's fused scaled_dot_product_attention, whichever kernel it picks here"),
+         "ours: PyTorch's fused scaled_dot_product_attention, whichever kernel it picks here; it runs without "
+         "the self mask, so it keeps less of our full attention's weight"),
 )
 
 
@@ -246,7 +248,8 @@ def plot_step_costs(seconds: Mapping[str, Mapping[int, float]], saved: Mapping[s
     if not seconds or not saved:
         raise ValueError("seconds and saved must each map at least one variant to {length: value}")
     fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.6))
-    for panel, data in ((left, seconds), (right, saved)):
+    mib = {v: {n: b / 2**20 for n, b in by_length.items()} for v, by_length in saved.items()}
+    for panel, data in ((left, seconds), (right, mib)):
         for v in VARIANTS:
             if v in data:
                 lengths = sorted(data[v])
@@ -254,11 +257,14 @@ def plot_step_costs(seconds: Mapping[str, Mapping[int, float]], saved: Mapping[s
                            lw=1.5, ms=4)
         panel.set_xscale("log", base=2)
         panel.set_yscale("log")
+        panel.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+        panel.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        panel.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+        panel.yaxis.set_minor_formatter(NullFormatter())
         panel.set_xlabel("sequence length (tokens per step fixed)")
         panel.grid(True, alpha=0.3)
     left.set_ylabel("seconds per step (this machine)")
-    right.set_ylabel("saved for backward")
-    bytes_axis(right)
+    right.set_ylabel("kept for the backward pass (MiB)")
     right.legend(fontsize=7, ncols=2)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
