@@ -84,24 +84,23 @@ class Windows:
 
     @torch.no_grad()
     def mask_(self, logits: Tensor) -> None:
-        """Apply eqs. 3–5, 11 and 16 and Appendix A's −log N_ij to ``logits`` in place."""
-        n_chunks, chunk = self.q_pos.shape[2:]
-        k_pos = _look_back(self.q_pos)
-        if n_chunks > 1:
-            logits[:, :, 0, :, :chunk] = MASK_VALUE  # a round's first chunk looks back at nothing
+        """Apply eqs. 3–5, 11 and 16 and Appendix A's −log N_ij to ``logits`` in place.
+
+        A slot is valid when its key is in its query's window in the slot's own round (eq. 11: same bucket
+        unless attending across buckets, not the wrap at a round's first chunk) and, when causal, not later.
+        """
+        chunk = self.q_pos.shape[-1]
+        counted = self.dedup and self.q_pos.shape[1] > 1
+        valid, counts = _window_hits(self.q_pos, _window_codes(self.q_pos, self.buckets, self.attend_across_buckets),
+                                     counted)
         logits[..., -chunk:].diagonal(dim1=-2, dim2=-1).sub_(SELF_PENALTY)  # each position's own key
-        if self.dedup and self.q_pos.shape[1] > 1:
-            counts = _visit_counts(self.q_pos, k_pos, self.chunk_ids, self.buckets, self.attend_across_buckets)
-            logits.sub_(counts.to(logits.dtype).log_())
-        invalid = None
+        if counts is not None:  # −log N_ij where N_ij > 1 (invalid slots, N_ij possibly 0, are masked below)
+            flat = counts.view(-1)
+            where = (flat > 1).nonzero().squeeze(1)
+            logits.view(-1).index_add_(0, where, flat[where].to(logits.dtype).log_(), alpha=-1)
         if self.causal:
-            invalid = k_pos.unsqueeze(-2) > self.q_pos.unsqueeze(-1)
-        if not self.attend_across_buckets:
-            q_bucket = self.buckets.gather(-1, self.q_pos.flatten(2)).view_as(self.q_pos)
-            other = _look_back(q_bucket).unsqueeze(-2) != q_bucket.unsqueeze(-1)
-            invalid = other if invalid is None else invalid.logical_or_(other)
-        if invalid is not None:
-            logits.masked_fill_(invalid, MASK_VALUE)
+            valid.logical_and_(_look_back(self.q_pos).unsqueeze(-2) <= self.q_pos.unsqueeze(-1))
+        logits.masked_fill_(valid.logical_not_(), MASK_VALUE)
 
 
 def _row_groups(rows: int, parts: int = 4) -> list[slice]:
@@ -215,31 +214,52 @@ class _ChunkAttention(torch.autograd.Function):
         return grad_q, grad_v, None
 
 
-def _visit_counts(
-    q_pos: Tensor, k_pos: Tensor, chunk_ids: Tensor, buckets: Tensor, attend_across_buckets: bool
-) -> Tensor:
-    """N_ij of Appendix A for every blocked (query, key) slot whose pair lies in that round's window.
+def _window_codes(q_pos: Tensor, buckets: Tensor, attend_across_buckets: bool) -> Tensor:
+    """A small integer per position and round ``[B, H, L]``: key j is in query i's window iff c(i) − c(j) ∈ {0, 1}.
 
-    Key j is in query i's window in round r' iff chunk_r'(i) − chunk_r'(j) ∈ {0, 1} (no wrap between
-    rounds) and, unless attending across buckets, h_r'(j) = h_r'(i). One code per position and round,
-    bucket·(n_chunks + 2) + chunk, tests both at once: the codes of i and j differ by 0 or 1 exactly
-    then (a different bucket puts them at least 3 apart). A slot's own round always holds its pair, so
-    only the other rounds are compared (slots outside the window are masked and their count unused).
-    Causal validity is the same in every round, so it does not change the count of a valid pair.
+    The window is eq. 11's (own chunk and the previous one, same bucket unless attending across buckets).
+
+    c = chunk + 2·rank, rank the number of bucket changes before the position in its round's sort order
+    (rank 0 when attending across buckets: the chunks alone decide). In one bucket the codes differ by the
+    chunk difference; across buckets by at least 2, with the chunk difference's sign, since sorting by
+    bucket makes the chunk non-decreasing in the bucket. Codes stay below n_chunks + 2·L, so they are
+    int16 up to L ≈ 16K (int32 above) and N_ij's comparisons (Appendix A) move little memory.
     """
-    batch, n_hashes, n_chunks = q_pos.shape[:3]
-    codes = chunk_ids.to(torch.int32)
+    batch, n_hashes, n_chunks, chunk = q_pos.shape
+    length = n_chunks * chunk
+    dtype = torch.int16 if n_chunks + 2 * length < 2**15 else torch.int32
+    slot_chunk = torch.arange(length, device=q_pos.device, dtype=dtype) // chunk
+    sorted_codes = slot_chunk.expand(batch, n_hashes, length).clone()
     if not attend_across_buckets:
-        codes += buckets.to(torch.int32) * (n_chunks + 2)
-    counts = torch.ones(q_pos.shape + k_pos.shape[-1:], dtype=torch.int16, device=q_pos.device)
+        in_order = buckets.gather(-1, q_pos.flatten(2))
+        changes = (in_order[..., 1:] != in_order[..., :-1]).cumsum(-1, dtype=dtype)
+        sorted_codes[..., 1:] += 2 * changes
+    return torch.empty_like(sorted_codes).scatter_(-1, q_pos.flatten(2), sorted_codes)
+
+
+def _window_hits(q_pos: Tensor, codes: Tensor, count: bool) -> tuple[Tensor, Tensor | None]:
+    """Which blocked slots ``[B, H, n_chunks, chunk, window]`` hold a key of their own round's window, and N_ij.
+
+    ``codes`` are :func:`_window_codes`: a slot's pair is in round r's window iff its codes in round r
+    differ by 0 or 1. With ``count``, every round is compared (one pass over all slots per round) and
+    N_ij of Appendix A, the number of rounds whose window holds the pair, is returned as ``uint8``; it is
+    meaningful where the slot is valid (there it is at least 1). Buffers are reused across rounds.
+    """
+    n_hashes, n_chunks, chunk = q_pos.shape[1:]
+    shape = q_pos.shape + (2 * chunk if n_chunks > 1 else chunk,)
+    valid = torch.empty(shape, dtype=torch.bool, device=q_pos.device)
+    counts = torch.zeros(shape, dtype=torch.uint8, device=q_pos.device) if count else None
+    diff = torch.empty(shape, dtype=codes.dtype, device=q_pos.device)
+    hit = torch.empty(shape, dtype=torch.bool, device=q_pos.device)
     for r in range(n_hashes):
-        q_index, k_index = q_pos[:, r].reshape(batch, -1), k_pos[:, r].reshape(batch, -1)
-        for other in range(n_hashes):
-            if other != r:
-                at_q = codes[:, other].gather(1, q_index).view_as(q_pos[:, r]).unsqueeze(-1)
-                at_k = codes[:, other].gather(1, k_index).view_as(k_pos[:, r]).unsqueeze(-2)
-                counts[:, r] += (at_q - at_k).bitwise_right_shift_(1) == 0  # difference 0 or 1
-    return counts
+        rounds = slice(None) if count else slice(r, r + 1)  # without N_ij only the slot's own round matters
+        at_q = codes[:, r].gather(1, q_pos[:, rounds].flatten(1)).view_as(q_pos[:, rounds])
+        torch.sub(at_q.unsqueeze(-1), _look_back(at_q).unsqueeze(-2), out=diff[:, rounds])
+        torch.eq(diff[:, rounds].bitwise_right_shift_(1), 0, out=hit[:, rounds])  # difference 0 or 1
+        valid[:, r] = hit[:, r]
+        if counts is not None:
+            counts.add_(hit.view(torch.uint8))
+    return valid, counts
 
 
 def chunk_attention(q: Tensor, v: Tensor, windows: Windows) -> tuple[Tensor, Tensor, Tensor]:
