@@ -51,7 +51,7 @@ def test_plots(tiny_record) -> None:
     plt.close(fig)
     fig = l07.plot_learning_curves({"lsh-2": [record, record, record]})
     assert len(fig.axes[0].lines) == 1 and len(fig.axes[0].collections) == 1  # the median and the band
-    assert "median of 3 seeds" in fig.axes[1].get_title()
+    assert "median of 3 seeds" in fig._suptitle.get_text()
     plt.close(fig)
     fig = l07.plot_live_run(record["metrics"]["train"], record["metrics"]["eval"])
     assert len(fig.axes) == 2

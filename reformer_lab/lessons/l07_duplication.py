@@ -109,15 +109,12 @@ def plot_learning_curves(records: Mapping[str, Mapping[str, Any] | Sequence[Mapp
     right.set_ylabel("accuracy on the second w (%)")
     right.set_ylim(-3, 103)
     right.set_xlim(left=0)
-    if n_runs == {1}:
-        left.set_title("training loss, one batch per point", fontsize=10)
-        right.set_title("evaluation with the training attention", fontsize=10)
-    else:
+    left.set_title("training loss, one batch per point", fontsize=10)
+    right.set_title("evaluation with the training attention", fontsize=10)
+    if n_runs != {1}:
         seeds = f"{min(n_runs)}" if len(n_runs) == 1 else f"{min(n_runs)}–{max(n_runs)}"
-        left.set_title(f"training loss (one batch per point): median of {seeds} seeds, band = range",
-                       fontsize=9)
-        right.set_title(f"evaluation with the training attention: median of {seeds} seeds, band = range",
-                        fontsize=9)
+        fig.suptitle(f"line: median of {seeds} seeds at each step; band: their range (lowest to highest)",
+                     fontsize=10)
     for ax in (left, right):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, title="trained with", title_fontsize=8)
