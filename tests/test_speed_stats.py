@@ -113,7 +113,8 @@ def test_lsh_step_flops_counts_products_hashing_and_projections() -> None:
 
 def test_time_breakdown_puts_every_stage_of_a_step_somewhere() -> None:
     stages = ss.time_breakdown(AttentionSetting("lsh-2", 256, 2, d_model=32, n_heads=2, chunk_size=32, layer=True))
-    assert set(stages) == {*ss.STAGES, "step"}
+    assert set(stages) == {*ss.STAGES, "step", "unprofiled"}
+    assert 0 < stages["unprofiled"]
     for stage in ("projections", "hashing", "sort", "chunk products", "softmax", "backward: chunks",
                   "backward: the rest", "masks and N_ij"):
         assert stages[stage] > 0, stage

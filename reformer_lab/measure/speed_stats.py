@@ -203,6 +203,10 @@ STAGES = ("projections", "hashing", "sort", "gather, unsort, combine rounds", "m
           "softmax", "backward: chunks", "backward: the rest")
 
 
+#: The functions of :mod:`reformer_lab.lsh_chunks` that build the masks and Appendix A's N_ij counts.
+_MASK_FUNCTIONS = ("mask_", "_window_codes", "_window_hits", "_visit_counts")
+
+
 def _stage(event: Any) -> str:
     """The stage of a profiled ATen op, from the Python functions and autograd nodes it ran under."""
     chain, parent = [], event.cpu_parent
@@ -216,7 +220,7 @@ def _stage(event: Any) -> str:
         return "hashing"
     if "sort_by_bucket" in text:
         return "sort"
-    if "_visit_counts" in text or "mask_" in text:
+    if any(name in text for name in _MASK_FUNCTIONS):
         return "masks and N_ij"
     if "lsh_chunks.py" in text:
         return "softmax" if any(k in event.name for k in ("softmax", "amax", "log", "exp")) else "chunk products"
@@ -246,16 +250,23 @@ def _quiet_profiler():
 
 def time_breakdown(setting: AttentionSetting) -> dict[str, float]:
     """Seconds of one forward+backward step of an LSH ``setting`` spent in each of :data:`STAGES`, plus
-    ``"step"`` (the whole step's wall time under the profiler).
+    ``"step"`` (the whole step's wall time under the profiler) and ``"unprofiled"`` (the fastest of two steps
+    without it, after a warm-up).
 
     Each ATen op's own time (its children excluded) is assigned to the stage of the code that called it;
-    Python's interpreter time between ops is in ``"step"`` but in no stage."""
+    Python's interpreter time between ops is in ``"step"`` but in no stage. The profiler adds a cost per op, so
+    stages made of many small ops (the masks) look larger than they are: compare ``"step"`` with
+    ``"unprofiled"``."""
     from torch.profiler import ProfilerActivity, profile
 
     if not setting.variant.startswith("lsh-"):
         raise ValueError(f"time_breakdown splits an LSH step; got variant {setting.variant!r}")
     step = forward_step(setting)
-    step().square().mean().backward()  # warm-up
+    unprofiled = math.inf
+    for _ in range(3):  # the first is the warm-up
+        start = time.perf_counter()
+        step().square().mean().backward()
+        unprofiled = min(unprofiled, time.perf_counter() - start)
     with _quiet_profiler(), profile(activities=[ProfilerActivity.CPU], with_stack=True) as prof:
         start = time.perf_counter()
         step().square().mean().backward()
@@ -264,7 +275,7 @@ def time_breakdown(setting: AttentionSetting) -> dict[str, float]:
     for event in prof.events():
         if event.name.startswith("aten::"):
             stages[_stage(event)] += event.self_cpu_time_total / 1e6
-    return {**stages, "step": wall}
+    return {**stages, "step": wall, "unprofiled": unprofiled}
 
 
 def lsh_step_flops(setting: AttentionSetting) -> float:
