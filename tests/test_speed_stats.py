@@ -61,17 +61,23 @@ def test_table1_bytes_is_the_printed_row_times_four() -> None:
 
 
 def test_cost_model_recovers_the_costs_it_was_fitted_to() -> None:
-    """Points made from known per-token costs give back those costs (1e-6) and predict other tokens and rounds."""
+    """Points made from known per-token costs give back those costs (1e-6) and predict other tokens and chunks."""
     a, b, c, e = 2e-6, 3e-8, 5000.0, 40.0
     points = _points("full", lambda n: 16384 * (a + b * n / 2), peak=lambda n: 16384 * (c + e * n / 2))
-    for rounds in (1, 2, 4, 8):
-        points += _points(f"lsh-{rounds}", lambda n, r=rounds: 16384 * (a + b * r * 128),
-                          peak=lambda n, r=rounds: 16384 * (c + e * r * 128))
+    for chunk in (32, 64, 128):
+        points += [ss.SpeedPoint("lsh-2", 8192, 2, 16384 * (a + b * 2 * 2 * chunk), int(16384 * (c + e * 4 * chunk)),
+                                 chunk_size=chunk)]
     model = ss.fit_cost_model(points)
-    for family in ("full", "lsh"):
-        assert model.coefficients[family] == pytest.approx((a, b, c, e), rel=1e-6)
-    assert model.seconds("lsh-2", 999, 32768, chunk=128) == pytest.approx(32768 * (a + b * 2 * 256), rel=1e-6)
+    for variant in ("full", "lsh-2"):
+        assert model.coefficients[variant] == pytest.approx((a, b, c, e), rel=1e-6)
+    assert model.seconds("lsh-2", 999, 32768, chunk=256) == pytest.approx(32768 * (a + b * 2 * 512), rel=1e-6)
     assert model.peak_bytes("full", 4096, 4096) == pytest.approx(4096 * (c + e * 2048), rel=1e-6)
+
+
+def test_a_variant_measured_at_one_work_has_no_slope() -> None:
+    model = ss.fit_cost_model(_points("lsh-8", lambda n: 3.0, peak=lambda n: 2**30))
+    a, b, c, e = model.coefficients["lsh-8"]
+    assert (b, e) == (0.0, 0.0) and a == pytest.approx(3.0 / 16384) and c == pytest.approx(2**30 / 16384)
 
 
 def test_cost_model_never_fits_a_negative_cost() -> None:
@@ -104,9 +110,9 @@ def test_lsh_step_flops_counts_products_hashing_and_projections() -> None:
     bare = AttentionSetting("lsh-2", 1024, 2, d_model=64, n_heads=2, chunk_size=32)
     layer = AttentionSetting("lsh-2", 1024, 2, d_model=64, n_heads=2, chunk_size=32, layer=True)
     queries, d_head, n_buckets = 2048 * 2, 32, 64
-    forward = 2 * queries * (2 * 64 * 32 * 2 + 2 * d_head * n_buckets // 2)
-    assert ss.lsh_step_flops(bare) == 3 * forward
-    assert ss.lsh_step_flops(layer) == 3 * (forward + 2 * 2048 * 64 * 3 * 64)
+    products, hashing = 2 * queries * 2 * 64 * 32 * 2, 2 * queries * 2 * d_head * n_buckets // 2
+    assert ss.lsh_step_flops(bare) == 3 * products + hashing  # no backward pass through the hashing
+    assert ss.lsh_step_flops(layer) == 3 * (products + 2 * 2048 * 64 * 3 * 64) + hashing
     with pytest.raises(ValueError, match="LSH step"):
         ss.lsh_step_flops(AttentionSetting("full", 1024, 2))
 

@@ -60,13 +60,13 @@ def plot_speed(points: Sequence[SpeedPoint], ax: Axes | None = None, *, title: s
         lengths, seconds = series(points, variant)
         if len(lengths):
             ax.plot(lengths, seconds, label=LABELS[variant], markersize=4, **style)
-    for fast, slow in mark:
+    for i, (fast, slow) in enumerate(mark):
         found = crossover(points, fast, slow)
         if found.kind == "at":
             ax.axvline(found.length, color="tab:red", linestyle=":", linewidth=1)
-            ax.annotate(f"{LABELS[fast]} overtakes\n{LABELS[slow]}\nat L ≈ {found.length:,.0f}",
-                        (found.length, 0.03), xycoords=("data", "axes fraction"), va="bottom", ha="left",
-                        fontsize=7.5, color="tab:red", xytext=(3, 0), textcoords="offset points")
+            ax.annotate(f"{LABELS[fast]} overtakes\n{LABELS[slow]}\nat L ≈ {found.length:,.2g}",
+                        (found.length, 0.03 + 0.2 * i), xycoords=("data", "axes fraction"), va="bottom",
+                        ha="left", fontsize=7.5, color="tab:red", xytext=(3, 0), textcoords="offset points")
     lengths = sorted({p.length for p in points})
     _length_axis(ax, lengths, {p.length: p.batch for p in points})
     ax.set_yscale("log")

@@ -138,7 +138,7 @@ class Crossover:
 
     def describe(self) -> str:
         if self.kind == "at":
-            return f"{self.fast} overtakes {self.slow} at L ≈ {self.length:,.0f}"
+            return f"{self.fast} overtakes {self.slow} at L ≈ {float(f'{self.length:.2g}'):,.0f}"
         if self.kind == "from the start":
             return f"{self.fast} is faster than {self.slow} at every measured length"
         return f"{self.fast} never overtakes {self.slow} in the measured range"
@@ -279,24 +279,26 @@ def time_breakdown(setting: AttentionSetting) -> dict[str, float]:
 
 
 def lsh_step_flops(setting: AttentionSetting) -> float:
-    """Multiply-adds ×2 of one LSH step's matrix products: forward, and twice that for the backward pass.
+    """Multiply-adds ×2 of one LSH step's matrix products: the forward pass, and twice that for the backward pass,
+    except the hashing, which has none (buckets are piecewise constant).
 
     Per round and query: 2m logits (its chunk and the one before) over d_head, and 2m values applied; the
-    hashing projects every position onto n_buckets/2 directions per round; a layer adds its three
-    d_model × d_model projections."""
+    hashing projects every position onto n_buckets/2 = L/m directions per round, so it grows with L; a layer
+    adds its three d_model × d_model projections."""
     if not setting.variant.startswith("lsh-"):
         raise ValueError(f"lsh_step_flops counts an LSH step; got variant {setting.variant!r}")
     n_hashes, d_head = int(setting.variant.split("-")[1]), setting.d_model // setting.n_heads
     queries = setting.tokens * setting.n_heads
     window = 2 * setting.chunk_size
     n_buckets = 2 * setting.length // setting.chunk_size
-    forward = n_hashes * queries * (2 * window * d_head * 2 + 2 * d_head * n_buckets // 2)
+    products = n_hashes * queries * 2 * window * d_head * 2
     if setting.layer:
-        forward += 2 * setting.tokens * setting.d_model * 3 * setting.d_model
-    return 3.0 * forward
+        products += 2 * setting.tokens * setting.d_model * 3 * setting.d_model
+    hashing = n_hashes * queries * 2 * d_head * (n_buckets // 2)
+    return 3.0 * products + hashing
 
 
-def matmul_rate(shape: tuple[int, int, int, int] = (2048, 64, 32, 128), repeats: int = 5) -> float:
+def matmul_rate(shape: tuple[int, int, int, int] = (2048, 64, 64, 128), repeats: int = 5) -> float:
     """FLOP per second of this machine's fp32 batched matrix product ``[B, M, K] @ [B, K, N]`` at
     ``shape = (B, M, K, N)`` (the default is the size of one LSH chunk product), fastest of ``repeats``."""
     batch, m, k, n = (positive_int("shape entries", s) for s in shape)
@@ -326,20 +328,22 @@ def _work(variant: str, length: float, chunk: float) -> float:
 
 @dataclass(frozen=True)
 class CostModel:
-    """Per token: ``seconds = a + b · work`` and ``bytes = c + e · work`` for each variant (or variant family),
-    with work = keys compared per query (:func:`_work`); a step of T tokens costs T times that."""
+    """Per token, for each variant: ``seconds = a + b · work`` and ``bytes = c + e · work``, with work = keys
+    compared per query (:func:`_work`); a step of T tokens costs T times that. A variant measured at one chunk
+    size and one length has no slope (b = e = 0); an LSH variant gets its slope from a sweep over chunk sizes."""
 
     coefficients: dict[str, tuple[float, float, float, float]]
 
     def family(self, variant: str) -> str:
-        return "lsh" if variant.startswith("lsh-") else variant
+        """The fit that ``variant`` uses: its own."""
+        return variant
 
     def seconds(self, variant: str, length: float, tokens: float, chunk: float = 64) -> float:
-        a, b, _, _ = self.coefficients[self.family(variant)]
+        a, b, _, _ = self.coefficients[variant]
         return tokens * (a + b * _work(variant, length, chunk))
 
     def peak_bytes(self, variant: str, length: float, tokens: float, chunk: float = 64) -> float:
-        _, _, c, e = self.coefficients[self.family(variant)]
+        _, _, c, e = self.coefficients[variant]
         return tokens * (c + e * _work(variant, length, chunk))
 
 
@@ -356,20 +360,21 @@ def _fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 def fit_cost_model(points: Iterable[SpeedPoint]) -> CostModel:
-    """Fit :class:`CostModel` to measured points: per family (``lsh`` for all rounds and chunk sizes, and each
-    exact variant), time per token and peak bytes per token as straight lines in the work per query."""
-    by_family: dict[str, list[SpeedPoint]] = {}
+    """Fit :class:`CostModel` to measured points: per variant, time per token and peak bytes per token as straight
+    lines in the work per query (least squares, intercept and slope kept ≥ 0: a fit that would need a negative
+    intercept is refitted through zero)."""
+    by_variant: dict[str, list[SpeedPoint]] = {}
     for p in points:
         if p.seconds is not None:
-            by_family.setdefault("lsh" if p.variant.startswith("lsh-") else p.variant, []).append(p)
+            by_variant.setdefault(p.variant, []).append(p)
     coefficients = {}
-    for family, chosen in by_family.items():
+    for variant, chosen in by_variant.items():
         work = np.array([_work(p.variant, p.length, p.chunk_size) for p in chosen])
         per_token = np.array([p.seconds / p.tokens for p in chosen])
         a, b = _fit_line(work, per_token)
         with_peak = [(w, p.peak_bytes / p.tokens) for w, p in zip(work, chosen, strict=True) if p.peak_bytes]
         c, e = _fit_line(*map(np.array, zip(*with_peak, strict=True))) if with_peak else (math.nan, math.nan)
-        coefficients[family] = (a, b, c, e)
+        coefficients[variant] = (a, b, c, e)
     return CostModel(coefficients)
 
 
