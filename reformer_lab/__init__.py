@@ -4,7 +4,7 @@ The package has three layers; each imports only the ones above it in this list:
 
 * the Reformer itself, at the top level: ``hashing``, ``attention`` (with ``lsh_chunks``), ``feedforward``,
   ``reversible``, ``model``, ``data``, ``train``, ``files`` (atomic writes) and ``validation`` (the argument
-  checks every layer uses), and beside it ``alternatives`` (§4's local attention and a later scheme);
+  checks every layer uses), and beside it ``alternatives`` (local attention, §2.1's limited span, and a later scheme);
 * ``reformer_lab.measure``: formulas, memory tools, benchmarks, experiment runners and the statistics
   behind the lessons' tables (no plotting);
 * ``reformer_lab.lessons``: one module per lesson with its figures and widget (``l02_chunking`` draws what
@@ -48,7 +48,7 @@ Where the paper is implemented or measured (section, equation, table or figure �
     §5      the whole model            reformer_lab.model.ReformerLM
     §5      training                   reformer_lab.train.train
     Fig. 5  speed against length       reformer_lab.measure.attention_steps.time_step
-    §4      local attention            reformer_lab.alternatives.local_attention
+    §2      local attention (§2.1)     reformer_lab.alternatives.local_attention
     §4      routing attention (later)  reformer_lab.alternatives.routing_attention
     §4      (measured beside LSH)      reformer_lab.measure.alternatives_stats.recovered_weight
 

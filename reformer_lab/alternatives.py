@@ -1,4 +1,4 @@
-"""Attention schemes beside LSH attention: the paper's related work and one from after it (paper §4).
+"""Attention schemes beside LSH attention: local attention and one from after the paper (lesson 10, paper §4).
 
 Both run on the inputs of :func:`reformer_lab.attention.lsh_attention` (shared-QK ``qk, v`` of shape
 ``[..., L, d]``, unit keys k̂ = q/‖q‖, logits q·k̂, the self penalty of eq. 16, causal masks on original
@@ -6,9 +6,9 @@ positions), and both *are* LSH attention's kernel with other buckets, so they sh
 backward pass:
 
 * :func:`local_attention`: chunks of ``chunk_size`` consecutive positions, each attending to itself and the
-  previous chunk (§4: "restricting the attention to a local neighbourhood", as in the Image Transformer and
-  the sparse Transformers the paper cites). It is LSH attention with every position in bucket 0 and one
-  round: sorting by (bucket, position) then keeps the original order.
+  previous chunk: local attention (a limited span, paper §2.1, which sets LSH attention against "sparse
+  attention with a limited span"; §4 does not name local attention). It is LSH attention with every
+  position in bucket 0 and one round: sorting by (bucket, position) then keeps the original order.
 * :func:`routing_attention`: content-based sparse attention by k-means routing, **later work, not in the
   Reformer paper**: Roy, Saffar, Vaswani, Grangier, "Efficient Content-Based Sparse Attention with Routing
   Transformers", TACL 2021 (arXiv 2003.05997). Each unit query goes to its nearest of ``n_clusters``
@@ -46,8 +46,8 @@ DEFAULT_KMEANS_STEPS = 3  # k-means steps when routing_attention fits its own ce
 def local_attention(
     qk: Tensor, v: Tensor, *, chunk_size: int, causal: bool = False, return_info: bool = False
 ) -> Tensor | tuple[Tensor, LSHInfo]:
-    """Local attention (paper §4): each chunk of ``chunk_size`` consecutive positions attends to itself and the
-    previous chunk, in the original order, with no hashing.
+    """Local attention (a limited span, paper §2.1): each chunk of ``chunk_size`` consecutive positions attends
+    to itself and the previous chunk, in the original order, with no hashing.
 
     ``qk, v``: ``[..., L, d]``, ``chunk_size`` dividing L; conventions as :func:`~reformer_lab.attention.lsh_attention`
     (unit keys, logits q·k̂, self penalty, ``causal`` masks later positions). The first chunk looks back at
@@ -68,7 +68,7 @@ def nearest_centroid(qk: Tensor, centroids: Tensor) -> Tensor:
 
     ``centroids``: ``[n_clusters, d]`` (shared) or ``[..., n_clusters, d]`` broadcastable to ``qk``'s leading
     dims (e.g. ``[n_heads, n_clusters, d]`` for ``qk`` ``[B, n_heads, L, d]``). On the unit sphere the
-    nearest centroid in Euclidean distance is the one with the largest cosine (Routing Transformer, §4).
+    nearest centroid in Euclidean distance is the one with the largest cosine (as in the Routing Transformer).
     """
     if centroids.dim() < 2 or centroids.shape[-1] != qk.shape[-1]:
         raise ValueError(f"centroids must be [..., n_clusters, d={qk.shape[-1]}], got {tuple(centroids.shape)}")
@@ -118,8 +118,8 @@ def routing_attention(
     return_info: bool = False,
 ) -> Tensor | tuple[Tensor, LSHInfo]:
     """Routing attention: content-based sparse attention by k-means centroids (**later work**: Roy et al.,
-    "Efficient Content-Based Sparse Attention with Routing Transformers", TACL 2021; paper §4's kind of
-    "learned" sparsity, where the Reformer hashes at random).
+    "Efficient Content-Based Sparse Attention with Routing Transformers", TACL 2021: sparsity learned from
+    the data, where the Reformer hashes at random).
 
     ``qk, v``: ``[..., L, d]``. Each position joins the cluster of its nearest centroid
     (:func:`nearest_centroid`): ``centroids`` as given (``[..., n_clusters, d]``, see there), or, when None,
@@ -144,7 +144,8 @@ def routing_attention(
 
 
 class LocalSelfAttention(nn.Module):
-    """Multi-head shared-QK local self-attention (paper §4): projections, :func:`local_attention`, output.
+    """Multi-head shared-QK local self-attention (a limited span, paper §2.1): projections,
+    :func:`local_attention`, output.
 
     Its parameters (``to_qk``, ``to_v``, ``to_out``) are named and shaped like those of
     :class:`~reformer_lab.attention.LSHSelfAttention` and shared-QK

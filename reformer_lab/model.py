@@ -9,8 +9,8 @@ Each switch of :class:`ReformerConfig` turns one of the paper's approximations o
 experiment is one config away from its baseline:
 
 * ``attention``: ``"full"`` (shared-QK or not), ``"lsh"`` (§2; always shared-QK, the hashing needs it) or
-  ``"local"`` (§4's related work: chunks of ``chunk_size`` consecutive positions, shared-QK, the baseline
-  that cannot reach far back);
+  ``"local"`` (local attention, a limited span, paper §2.1: chunks of ``chunk_size`` consecutive
+  positions, shared-QK, the baseline that cannot reach far back);
 * ``n_hashes``: LSH rounds in training; ``model(x, n_hashes=8)`` evaluates with another count (Table 2);
 * ``reversible``: reversible backward pass (§3) or ordinary autograd over the same blocks and weights;
 * ``ff_chunks`` / ``loss_chunks``: the feed-forward and the output log-probabilities chunked along the

@@ -43,6 +43,9 @@ def test_resolve_reads_rows_and_verdicts(tmp_path) -> None:
     assert [(r.claim, r.measured, r.verdict) for r in rows] == [
         ("b claim", "2.0", "disagree"), ("c claim", "3", "partly"), ("x", "–", claims.NOT_ON_CPU)]
     assert "| T | b claim | 99, cell `s` | 2.0 | disagree |" in claims.claims_markdown(rows)
+    noted = claims.resolve([claims.Claim("T", claims.Evidence("99_fake", "s", "b"), note="at our scale")],
+                           root=tmp_path)
+    assert noted[0].verdict == "disagree (at our scale)"
     with pytest.raises(LookupError, match="no row starting"):
         claims.resolve([claims.Claim("T", claims.Evidence("99_fake", "s", "zzz"))], root=tmp_path)
     with pytest.raises(KeyError, match="no cell"):

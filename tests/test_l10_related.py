@@ -70,3 +70,8 @@ def test_a_seed_model_loads_its_weights() -> None:
     assert model.config.attention == "local" and not model.training
     with pytest.raises(FileNotFoundError):
         l10.load_seed_model("local", 7)
+
+
+def test_seed_config_reads_the_committed_run() -> None:
+    config = l10.seed_config("local", 0)
+    assert config["model"]["attention"] == "local" and config["model"]["chunk_size"] > 0

@@ -3,8 +3,9 @@ runs' seed spread, and an explorer of recovered weight against chunk size.
 
 The numbers come from :mod:`reformer_lab.measure.alternatives_stats` (recovered weight, step costs) and from the
 committed duplication runs that :mod:`reformer_lab.measure.duplication_stats` reads. :data:`CARDS` holds one card
-per related approach: what the paper names in §4 and what came after it, each with its idea, its cost in Table 1's
-notation and the variant of this lesson that measures it (if any).
+per related approach: what the paper names in §4, local attention (§2.1's "sparse attention with a limited
+span", which §4 does not name) and what came after it, each with its idea, its cost in Table 1's notation and the
+variant of this lesson that measures it (if any).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "recovered_explorer",
     "recovered_grid",
     "seed_accuracy",
+    "seed_config",
 ]
 
 #: How the figures name the variants of :data:`~reformer_lab.measure.alternatives_stats.VARIANTS`.
@@ -48,6 +50,18 @@ LABELS = {"local": "local", "routing": "routing (later)", "lsh-1": "LSH-1", "lsh
           "memory-efficient": "memory-eff.", "full": "full", "sdpa": "fused SDPA"}
 _COLOURS = {"local": "#8172B3", "routing": "#937860", "lsh-1": "#55A868", "lsh-2": "#DD8452", "lsh-4": "#C44E52",
             "memory-efficient": "#64B5CD", "full": "#4C72B0", "sdpa": "#222222"}
+# Distinct markers and line styles, and a small x-offset per variant (in octaves on the log-2 axes), so that
+# variants whose values coincide (local, routing and LSH-1 in memory; memory-efficient and fused SDPA) stay visible.
+_MARKERS = {"local": "s", "routing": "D", "lsh-1": "o", "lsh-2": "^", "lsh-4": "v", "memory-efficient": "P",
+            "full": "X", "sdpa": "*"}
+_STYLES = {"local": "-", "routing": "--", "lsh-1": ":", "lsh-2": "-", "lsh-4": "-", "memory-efficient": "-",
+           "full": "-", "sdpa": "--"}
+JITTER_OCTAVES = 0.025
+
+
+def _jitter(variant: str) -> float:
+    """The factor by which ``variant``'s x-values are shifted on a log-2 axis (centred on the variant list)."""
+    return 2 ** (JITTER_OCTAVES * (VARIANTS.index(variant) - (len(VARIANTS) - 1) / 2))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -58,8 +72,9 @@ _COLOURS = {"local": "#8172B3", "routing": "#937860", "lsh-1": "#55A868", "lsh-2
 @dataclass(frozen=True)
 class Card:
     """One related approach: ``name``, its paper (``reference``), whether the Reformer paper names it
-    (``when``: "named in §4" or "after the paper"), the ``idea`` in two sentences, its ``cost`` in Table 1's
-    notation (our characterisation), and the lesson ``variant`` that measures it (None: not measured here)."""
+    (``when``: "named in §4", "after the paper", or how else it relates), the ``idea`` in two sentences, its
+    ``cost`` in Table 1's notation (our characterisation), and the lesson ``variant`` that measures it (None:
+    not measured here)."""
 
     name: str
     reference: str
@@ -71,19 +86,21 @@ class Card:
 
 
 CARDS: tuple[Card, ...] = (
-    Card("Local attention", "Parmar et al., Image Transformer, ICML 2018", "named in §4",
+    Card("Local attention", "Parmar et al., Image Transformer, ICML 2018",
+         "before the paper; not in §4 (Parmar et al. is cited there only for Transformers on images; §2.1 speaks "
+         "of 'sparse attention with a limited span')",
          "Each query attends only to a window of nearby positions. Cheap and exact inside the window, blind "
          "beyond it.", "max(b·n_h·l·d_k, b·n_h·l·2m), window 2m", "local",
          "ours: chunks of m, own and previous chunk"),
     Card("Sparse Transformer", "Child et al., Generating Long Sequences with Sparse Transformers, 2019",
          "named in §4",
-         "Fixed factorised patterns: one looks at a block of recent positions, the other at every k-th "
-         "position (strided), split across heads or layers, so two steps connect any pair. The pattern is set "
-         "by position, not by content.",
-         "max(b·n_h·l·d_k, b·n_h·l·√l) with blocks of √l", None,
+         "Fixed factorised patterns, split across heads or layers so that two steps connect any pair. Strided: "
+         "a query sees the previous k positions and every k-th position. Fixed: it sees its own block and the "
+         "last cells of each earlier block. In both k ≈ √l, and the pattern is set by position, not by content.",
+         "max(b·n_h·l·d_k, b·n_h·l·√l), k ≈ √l", None,
          "its local half is our 'local'; the strided half is not built here"),
     Card("Adaptive attention span", "Sukhbaatar et al., Adaptive Attention Span in Transformers, ACL 2019",
-         "named in §4",
+         "named in §4 (more efficient attention)",
          "Each head learns how far back it looks, through a soft mask on the distance. Heads that need little "
          "context become cheap; a few keep long spans.", "max(b·n_h·l·d_k, b·n_h·l·s), s = learned span",
          None, "a local window whose width is learned per head"),
@@ -91,8 +108,8 @@ CARDS: tuple[Card, ...] = (
          "named in §4",
          "A huge learned key-value memory replaces a feed-forward layer; each query is split in two halves, "
          "each searched among √K sub-keys, so the top-k of K keys comes from a small product set. It "
-         "attends to parameters, not to the sequence.", "b·l·(√K + k²)·d_k, no l² term: not sequence "
-         "attention", None),
+         "attends to parameters, not to the sequence.", "time b·l·(√K·d_k + k²) per memory head; no l² term: "
+         "not sequence attention", None),
     Card("Routing Transformer", "Roy et al., Efficient Content-Based Sparse Attention with Routing Transformers, "
          "TACL 2021", "after the paper",
          "Queries and keys are routed to their nearest of n_c k-means centroids and attend within their "
@@ -105,22 +122,25 @@ CARDS: tuple[Card, ...] = (
          "directly.", "max(b·n_h·l·d_k, b·n_h·l·k)", None),
     Card("Performer", "Choromanski et al., Rethinking Attention with Performers, ICLR 2021", "after the paper",
          "The softmax kernel exp(q·k) is approximated by a dot product of m random features, so attention is "
-         "computed as φ(Q)(φ(K)ᵀV) without the l×l matrix. Unbiased but approximate everywhere, not sparse.",
-         "max(b·n_h·l·d_k, b·n_h·l·m·d_k)", None),
+         "computed as φ(Q)(φ(K)ᵀV) without the l×l matrix. The features give an unbiased estimate of each "
+         "exp(q·k); the normalised attention is only approximately unbiased, and approximate everywhere, not "
+         "sparse.", "memory max(b·n_h·l·d_k, b·n_h·l·m); time b·n_h·l·m·d_k", None),
     Card("FlashAttention", "Dao et al., FlashAttention: Fast and Memory-Efficient Exact Attention with "
          "IO-Awareness, NeurIPS 2022", "after the paper",
          "Exact attention computed tile by tile in fast on-chip memory, with the softmax rescaled on the fly and "
          "recomputed in the backward pass. Memory-efficient attention made fast: the same l² work, far fewer "
-         "memory reads and writes.", "time b·n_h·l²·d_k, memory max(b·n_h·l·d_k, b·n_h·l)", "sdpa",
-         "ours: PyTorch's fused scaled_dot_product_attention, whichever kernel it picks here; it runs without "
-         "the self mask, so it keeps less of our full attention's weight"),
+         "memory reads and writes.",
+         "time max(b·n_h·l·d_k, b·n_h·l²), as full attention; memory max(b·n_h·l·d_k, b·n_h·l)", "sdpa",
+         "a stand-in only: PyTorch's fused SDPA on this CPU (not the FlashAttention CUDA kernel), run without "
+         "the self mask; the number measures that missing mask, not an approximation"),
 )
 
 
 def cards_markdown(cards: Sequence[Card] = CARDS, measured: Mapping[str, float] | None = None) -> str:
     """The cards as a Markdown table; ``measured`` (variant → a number this lesson measured, e.g. recovered
     weight) fills the last column for cards whose variant was measured."""
-    lines = ["| approach | when | idea | cost (Table 1 notation, our characterisation) | measured here |",
+    lines = ["| approach | when | idea | memory (time the same unless stated), Table 1 notation, our "
+             "characterisation | measured here |",
              "|---|---|---|---|---|"]
     for c in cards:
         if c.variant is None:
@@ -202,11 +222,12 @@ def plot_recovered_grid(grid: RecoveredGrid, kind: str, chunk_size: int, ax=None
     fig, ax = new_axes(ax, figsize=(6.4, 3.6))
     for v in VARIANTS:
         ys = [grid.at(kind, c, v) for c in grid.chunk_sizes]
-        ax.plot(grid.chunk_sizes, ys, "o-", color=_COLOURS[v], label=LABELS[v], lw=1.5, ms=4)
+        ax.plot([c * _jitter(v) for c in grid.chunk_sizes], ys, marker=_MARKERS[v], ls=_STYLES[v],
+                color=_COLOURS[v], label=LABELS[v], lw=1.5, ms=4)
     ax.axvline(chunk_size, color="0.5", lw=1, ls="--")
     ax.set_xscale("log", base=2)
     ax.set_xticks(grid.chunk_sizes, [str(c) for c in grid.chunk_sizes])
-    ax.set_xlabel(f"chunk size m (L = {grid.length}; n_buckets = 2L/m)")
+    ax.set_xlabel(f"chunk size m (L = {grid.length}; n_buckets = 2L/m; points offset slightly in x)")
     ax.set_ylabel("full attention's weight kept")
     ax.set_ylim(-0.02, 1.05)
     ax.grid(True, alpha=0.3)
@@ -253,15 +274,15 @@ def plot_step_costs(seconds: Mapping[str, Mapping[int, float]], saved: Mapping[s
         for v in VARIANTS:
             if v in data:
                 lengths = sorted(data[v])
-                panel.plot(lengths, [data[v][n] for n in lengths], "o-", color=_COLOURS[v], label=LABELS[v],
-                           lw=1.5, ms=4)
+                panel.plot([n * _jitter(v) for n in lengths], [data[v][n] for n in lengths], marker=_MARKERS[v],
+                           ls=_STYLES[v], color=_COLOURS[v], label=LABELS[v], lw=1.5, ms=4)
         panel.set_xscale("log", base=2)
         panel.set_yscale("log")
         panel.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
         panel.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         panel.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
         panel.yaxis.set_minor_formatter(NullFormatter())
-        panel.set_xlabel("sequence length (tokens per step fixed)")
+        panel.set_xlabel("sequence length (tokens per step fixed; points offset slightly in x)")
         panel.grid(True, alpha=0.3)
     left.set_ylabel("seconds per step (this machine)")
     right.set_ylabel("kept for the backward pass (MiB)")
@@ -297,6 +318,12 @@ def load_seed_model(setting: str, seed: int = 0) -> ReformerLM:
     return model.eval()
 
 
+def seed_config(setting: str, seed: int = 0) -> dict:
+    """The config a committed run was trained with (``model``, ``task`` and ``train`` sections), from
+    ``results/duplication/<setting>-lesson-seed<seed>.json``."""
+    return _record(setting, seed)["config"]
+
+
 def seed_accuracy(settings: Sequence[str], seeds: Sequence[int] = (0, 1, 2)) -> dict[str, list[float]]:
     """Each setting's final accuracy on the second copy of w, with its own training attention, per seed, from
     the committed records ``results/duplication/<setting>-lesson-seed<N>.json``."""
@@ -313,12 +340,13 @@ def plot_seed_accuracy(accuracy: Mapping[str, Sequence[float]], chance: float, a
         values = [100 * a for a in accuracy[s]]
         colour = _COLOURS.get(s, "#4C72B0")
         ax.bar(i, statistics.fmean(values), 0.6, color=colour, alpha=0.35)
-        ax.plot([i] * len(values), values, "o", color=colour, ms=5)
+        offsets = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else np.zeros(1)
+        ax.plot(i + offsets, values, "o", color=colour, ms=5, mec="white", mew=0.5)
     ax.axhline(100 * chance, color="0.4", lw=1, ls="--", label=f"chance, {100 * chance:.1f}%")
     ax.set_xticks(range(len(names)), [LABELS.get(s, s) for s in names])
     ax.set_ylim(0, 105)
     ax.set_ylabel("accuracy on the second w (%)")
-    ax.set_title("duplication task, |w| = 63: one dot per seed, bar = mean", fontsize=10)
+    ax.set_title("duplication task, |w| = 63: one dot per seed (side by side), bar = mean", fontsize=10)
     ax.legend(fontsize=8, loc="center right")
     fig.tight_layout()
     return fig

@@ -1,10 +1,11 @@
 """Lesson 10's numbers: sparse attention beside LSH and the exact attentions, on the same inputs (paper §4).
 
 Pure compute, no plotting. The variants are the attention functions that
-:mod:`reformer_lab.measure.attention_steps` times (all shared-QK and causal): §4's ``local`` attention,
+:mod:`reformer_lab.measure.attention_steps` times (all shared-QK and causal): ``local`` attention (a
+limited span, paper §2.1),
 ``routing`` (Routing Transformer, Roy et al., TACL 2021: later work), LSH with 1, 2 and 4 rounds (§2), and
 the exact ones: ``memory-efficient`` (§2), ``full`` (eq. 1) and PyTorch's fused ``sdpa`` (after the paper;
-it runs without the self mask). Two measurements:
+we call it without the self mask). Two measurements:
 
 * :func:`recovered_weight`: how much of full attention's weight each variant keeps on structured inputs.
   It is 1 − lesson 03's :func:`~reformer_lab.measure.attention_stats.weight_distance` (total variation

@@ -11,12 +11,14 @@ after it and from §2):
 * ``memory-efficient``: :func:`~reformer_lab.attention.memory_efficient_attention` (§2), exact and linear
   in memory;
 * ``sdpa``: PyTorch's fused ``scaled_dot_product_attention`` over the same queries and unit keys, the
-  exact attention that IO-aware kernels made fast after the paper. It runs without the self mask (eq. 16's
-  −1e5 on the diagonal), which the fused kernel cannot take: the same cost, a slightly different attention.
+  exact attention that IO-aware kernels made fast after the paper. We call it with ``is_causal=True`` only,
+  which keeps the fused kernel; passing eq. 16's −1e5 diagonal as an explicit mask would work but may drop
+  PyTorch to a slower kernel. So it runs without the self mask: the same cost, a slightly different attention.
 
-Two sparse schemes beside them (:data:`ALTERNATIVE_VARIANTS`, lesson 10, paper §4), on the same chunks:
+Two sparse schemes beside them (:data:`ALTERNATIVE_VARIANTS`, lesson 10, paper §4's topic), on the same chunks:
 
-* ``local``: :func:`~reformer_lab.alternatives.local_attention`, each chunk attends to itself and the previous one;
+* ``local``: :func:`~reformer_lab.alternatives.local_attention` (a limited span, paper §2.1), each chunk attends to
+  itself and the previous one;
 * ``routing``: :func:`~reformer_lab.alternatives.routing_attention` (Routing Transformer, TACL 2021, after the
   paper) with as many clusters as LSH has buckets (2·L / chunk), its centroids fitted on each step's input by
   ``DEFAULT_KMEANS_STEPS`` k-means steps (the Routing Transformer updates them once per step instead).
@@ -41,7 +43,8 @@ from torch import Tensor, nn
 from reformer_lab.validation import as_bool, as_int, one_of, positive_int
 
 ATTENTION_VARIANTS = ("lsh-1", "lsh-2", "lsh-4", "lsh-8", "full", "memory-efficient", "sdpa")
-#: Not in the benchmark's default set: §4's local attention and a later content-based scheme (lesson 10).
+#: Not in the benchmark's default set: local attention (a limited span, paper §2.1) and a later content-based
+#: scheme (lesson 10).
 ALTERNATIVE_VARIANTS = ("local", "routing")
 PEER_VARIANTS = ("ours-module", "reformer-pytorch", "hf-transformers")
 

@@ -2,7 +2,8 @@
 
 Each named experiment is one config away from its baseline (paper §5): the ``--setting`` picks the
 attention (``full``, ``lsh-1``, ``lsh-2``, ``lsh-4``, and ``lsh-8`` for charlm; ``local`` for duplication,
-§4's local attention in chunks of the LSH chunk size, which cannot reach the first copy of w; every model is
+local attention (a limited span, paper §2.1) in chunks of the LSH chunk size,
+which cannot reach the first copy of w; every model is
 shared-QK, as in the paper's Table 2), the ``--scale`` picks the sizes:
 
 * ``lesson``: CPU, minutes. Duplication: |w| = 63 (length 128), 1 layer, d_model = d_ff = 128, 4 heads.

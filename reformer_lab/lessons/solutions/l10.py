@@ -8,7 +8,7 @@ import math
 def max_full_length(budget_bytes: int, batch: int, n_heads: int) -> int:
     """b·n_h·l² float32 weights of 4 bytes must fit: l = ⌊√(budget / (4·b·n_h))⌋.
 
-    At the paper's 16 GB (16 GiB), batch 1, one head: 65,536, the 64K tokens of §2.
+    At 16 GiB (16·2³⁰ bytes, the paper's "16GB"), batch 1, one head: 65,536, the 64K tokens of §2.
     """
     return math.isqrt(budget_bytes // (4 * batch * n_heads))
 
