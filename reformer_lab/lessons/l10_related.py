@@ -56,7 +56,7 @@ _MARKERS = {"local": "s", "routing": "D", "lsh-1": "o", "lsh-2": "^", "lsh-4": "
             "full": "X", "sdpa": "*"}
 _STYLES = {"local": "-", "routing": "--", "lsh-1": ":", "lsh-2": "-", "lsh-4": "-", "memory-efficient": "-",
            "full": "-", "sdpa": "--"}
-JITTER_OCTAVES = 0.025
+JITTER_OCTAVES = 0.05
 
 
 def _jitter(variant: str) -> float:
@@ -227,7 +227,7 @@ def plot_recovered_grid(grid: RecoveredGrid, kind: str, chunk_size: int, ax=None
     ax.axvline(chunk_size, color="0.5", lw=1, ls="--")
     ax.set_xscale("log", base=2)
     ax.set_xticks(grid.chunk_sizes, [str(c) for c in grid.chunk_sizes])
-    ax.set_xlabel(f"chunk size m (L = {grid.length}; n_buckets = 2L/m; points offset slightly in x)")
+    ax.set_xlabel(f"chunk size m (L = {grid.length}; n_buckets = 2L/m; points offset in x)")
     ax.set_ylabel("full attention's weight kept")
     ax.set_ylim(-0.02, 1.05)
     ax.grid(True, alpha=0.3)
@@ -282,7 +282,7 @@ def plot_step_costs(seconds: Mapping[str, Mapping[int, float]], saved: Mapping[s
         panel.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         panel.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
         panel.yaxis.set_minor_formatter(NullFormatter())
-        panel.set_xlabel("sequence length (tokens per step fixed; points offset slightly in x)")
+        panel.set_xlabel("length (tokens per step fixed; points offset in x)")
         panel.grid(True, alpha=0.3)
     left.set_ylabel("seconds per step (this machine)")
     right.set_ylabel("kept for the backward pass (MiB)")
