@@ -26,3 +26,21 @@ def test_outside_a_repository_both_are_unknown(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
     assert git_commit() == "unknown"
     assert git_dirty() is None
+
+
+def test_a_changed_result_file_does_not_make_the_code_dirty(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    import subprocess
+
+    monkeypatch.delenv("REFORMER_LAB_COMMIT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    run = lambda *args: subprocess.run(["git", *args], check=True, capture_output=True)  # noqa: E731
+    run("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "r.json").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    run("add", ".")
+    run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    (tmp_path / "results" / "r.json").write_text('{"a": 1}')
+    assert git_dirty() is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_dirty() is True

@@ -28,8 +28,9 @@ def git_commit() -> str:
 
 
 def git_dirty() -> bool | None:
-    """Whether tracked files differ from the commit (None outside a repository or for a named copy)."""
+    """Whether tracked files outside ``results/`` differ from the commit (None outside a repository or for a named
+    copy). Results are left out: a run that follows another's writes its JSON there, and that changes no code."""
     if os.environ.get("REFORMER_LAB_COMMIT"):
         return None
-    out = _git("status", "--porcelain", "--untracked-files=no")
+    out = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
     return None if out is None else bool(out.strip())
