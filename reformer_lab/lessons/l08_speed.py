@@ -64,7 +64,7 @@ def plot_speed(points: Sequence[SpeedPoint], ax: Axes | None = None, *, title: s
         found = crossover(points, fast, slow)
         if found.kind == "at":
             ax.axvline(found.length, color="tab:red", linestyle=":", linewidth=1)
-            ax.annotate(f"{LABELS[fast]} overtakes\n{LABELS[slow]}\nat L ≈ {found.length:,.2g}",
+            ax.annotate(f"{LABELS[fast]} overtakes\n{LABELS[slow]}\nat L ≈ {float(f'{found.length:.2g}'):,.0f}",
                         (found.length, 0.03 + 0.2 * i), xycoords=("data", "axes fraction"), va="bottom",
                         ha="left", fontsize=7.5, color="tab:red", xytext=(3, 0), textcoords="offset points")
     lengths = sorted({p.length for p in points})
