@@ -251,7 +251,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("Table 2", _at(_L07, "Table 2: a full-attention model works with LSH"),
           note="the direction; the size of the loss differs at our scale"),
     Claim("Table 2", _at(_L07, "Table 2: more training hashes help at LSH-1 evaluation"),
-          note="at |w| = 63 and 600 steps, not the paper's 511 and 150K"),
+          note="w of 63 symbols and 600 steps, not the paper's 511 and 150K"),
     Claim("Table 2", _at(_L07, "Table 2: LSH-trained models evaluated with full attention"),
           note="our full attention keeps the self mask and unit keys; lesson 07 shows their role"),
     Claim("§3, eq. 8", _at(_L04, "layers can be reversed one by one during backprop")),
