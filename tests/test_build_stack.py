@@ -106,7 +106,7 @@ KINDS = ["table3", "stack", "memory"]
         (dict(n_heads=True), "n_heads must be an int >= 1, got the bool True"),
         (dict(n_layers=2.0), r"n_layers must be an int >= 1, got 2.0 \(float\)"),
         (dict(chunk_size="32"), "chunk_size must be an int >= 1, got '32'"),
-        (dict(attention="sparse"), "attention must be one of 'full', 'lsh'; got 'sparse'"),
+        (dict(attention="sparse"), "attention must be one of 'full', 'lsh', 'local'; got 'sparse'"),
         (dict(length=0), "length must be an int >= 1, got 0"),
         (dict(batch=0), "batch must be an int >= 1, got 0"),
         (dict(seed=-2), "seed must be an int >= 0, got -2"),

@@ -1,4 +1,4 @@
-"""Lesson 08's figures and widget: Figure 5 (right), seconds and memory per step against length, tokens fixed.
+"""Lesson 08, speed and memory against length (paper §5, Figure 5 right): its figures and cost-model widget.
 
 Every plot takes :class:`~reformer_lab.measure.speed_stats.SpeedPoint` lists (measured live or read from
 ``results/bench``) and draws on given axes; :func:`cost_explorer` redraws the fitted cost model's curves for
