@@ -156,10 +156,6 @@ def format_table(results: Sequence[Measurement], reference: str) -> str:
     return "\n".join(lines)
 
 
-def _get(results: Sequence[Measurement], variant: str, length: int) -> Measurement | None:
-    return next((m for m in results if m.setting.variant == variant and m.setting.length == length), None)
-
-
 def _points(results: Sequence[Measurement]) -> list[SpeedPoint]:
     return [SpeedPoint(m.setting.variant, m.setting.length, m.setting.batch, m.seconds, m.peak_bytes,
                        m.setting.chunk_size, m.setting.n_heads, m.setting.d_model, m.note) for m in results]
