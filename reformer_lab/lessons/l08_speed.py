@@ -159,7 +159,7 @@ def _cost_drawing(model: CostModel, points: Sequence[SpeedPoint], tokens: int, n
     lengths = np.array([2**k for k in range(8, 16) if 2**k <= tokens and 2**k % chunk_size == 0], dtype=float)
     shown = ("full", "memory-efficient", "sdpa", f"lsh-{n_hashes}")
     for variant in shown:
-        if model.family(variant) not in model.coefficients:
+        if variant not in model.coefficients:
             continue
         style = dict(STYLE[variant], marker=None)
         time_ax.plot(lengths, [model.seconds(variant, x, tokens, chunk_size) for x in lengths],

@@ -334,10 +334,6 @@ class CostModel:
 
     coefficients: dict[str, tuple[float, float, float, float]]
 
-    def family(self, variant: str) -> str:
-        """The fit that ``variant`` uses: its own."""
-        return variant
-
     def seconds(self, variant: str, length: float, tokens: float, chunk: float = 64) -> float:
         a, b, _, _ = self.coefficients[variant]
         return tokens * (a + b * _work(variant, length, chunk))
