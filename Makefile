@@ -19,7 +19,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with sanitize.cfg --nbval-cell-timeout=600
 
 .PHONY: venv check-python lab test test-unit test-notebooks test-portable test-browser notebooks site lint lock binder-url \
-	bench-attention bench-peers bench-cuda bench-lesson08 bench-lesson08-32k runs-duplication clean
+	bench-attention bench-peers bench-cuda bench-lesson08 bench-lesson08-32k runs-duplication runs-ablation clean
 
 venv: $(STAMP)
 
@@ -154,6 +154,20 @@ runs-duplication: $(if $(filter $(PY),$(RUNS_PY)),venv)
 		$(RUNS_PY) -c "import sys; from reformer_lab.measure.duplication_stats import export_weights; \
 			export_weights(sys.argv[1], sys.argv[2])" results/duplication/$$setting-lesson-seed$$seed.pt \
 			results/duplication/$$setting-lesson-seed$$seed.weights.pt; \
+	done; done
+
+## make runs-ablation: the runs lesson 09 reads (paper §5: Figures 3, 4, 5 left) on the repeated-text task, each
+## setting with three seeds, to results/ablation/<setting>-lesson-seed<N>.json. Seeds run in the outer loop, so an
+## interrupted run leaves whole seeds; rerunning skips finished records and resumes the unfinished one from its
+## checkpoint. About an hour on 2 CPU cores (each record holds its wall time). Same DEVICE and RUNS_PY as above.
+ABLATION_SETTINGS ?= full separate-qk transformer lsh-1 lsh-2 lsh-4 lsh-8 layers-1 layers-4
+runs-ablation: $(if $(filter $(PY),$(RUNS_PY)),venv)
+	@set -e; for seed in $(RUNS_SEEDS); do for setting in $(ABLATION_SETTINGS); do \
+		out=results/ablation/$$setting-lesson-seed$$seed.json; \
+		if [ -f $$out ]; then echo "== $$out exists"; continue; fi; \
+		echo "== ablation --setting $$setting --seed $$seed"; \
+		$(RUNS_PY) -m reformer_lab.experiments ablation --setting $$setting --scale lesson --seed $$seed \
+			--device $(DEVICE) --no-progress --out $$out; \
 	done; done
 
 ## make binder-url: print the mybinder.org link for this clone's `origin` remote (needs only Python, no venv)

@@ -7,6 +7,10 @@ Every task hands out batches as a :class:`Batch` of ``inputs``, next-token ``tar
 * :class:`DuplicationTask`: sequences 0w0w with w a random string over {1, …, N}, the task of §2.1
   and Table 2. The paper uses N = 127 and |w| = 511 (length 1024); any smaller size works for
   lessons. Only the second copy of w can be predicted, so loss and accuracy are masked to it.
+* :class:`RepeatedTextTask`: the duplication task on real text: a window w of a :class:`CharCorpus`
+  split, written twice (w w). The first copy is ordinary text, where a model does about as well as an
+  n-gram model; the second copy is predictable only by looking back half a sequence. Our task (not in
+  the paper), for lesson 09's §5 comparisons at CPU scale.
 * :class:`CharCorpus`: random windows of a character-level text. :func:`python_docs_text` is Python's
   own documentation topics, shipped with this package (``reformer_lab/corpora/``) so that every machine
   and Python version trains on the same 465,126 characters; :func:`load_enwik8`
@@ -26,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from reformer_lab.validation import ArgumentTypeError, as_float, as_int, positive_int
+from reformer_lab.validation import ArgumentTypeError, as_float, as_int, one_of, positive_int
 
 __all__ = [
     "ENWIK8_SPLITS",
@@ -36,6 +40,7 @@ __all__ = [
     "CharCorpus",
     "CharVocab",
     "DuplicationTask",
+    "RepeatedTextTask",
     "enwik8_corpus",
     "load_enwik8",
     "python_docs_text",
@@ -252,6 +257,68 @@ class CharCorpus:
 
     def eval_batch(self, batch_size: int, generator: torch.Generator) -> Batch:
         return self._windows(self.valid, batch_size, generator)
+
+
+class RepeatedTextTask:
+    """Sequences ``w w``: a random window w of ``length // 2`` tokens of a :class:`CharCorpus` split, twice.
+
+    ``targets[i] = inputs[i + 1]`` and every position but the last counts (``mask``). Positions
+    ``< half − 1`` predict the first copy (plain text); from ``half − 1`` on they predict the second copy,
+    which repeats what lies exactly ``half`` positions back (:meth:`copy_mask`). ``unrelated=True`` in
+    :meth:`batch` replaces the first half by another window, so the second copy no longer repeats anything:
+    the loss there is then what the model does without the far context. Training draws from the corpus's
+    training split, evaluation from its validation split.
+    """
+
+    def __init__(self, corpus: CharCorpus, length: int) -> None:
+        if not isinstance(corpus, CharCorpus):
+            raise ArgumentTypeError(f"corpus must be a CharCorpus, got {type(corpus).__name__}")
+        length = as_int("length", length, minimum=4)
+        if length % 2:
+            raise ValueError(f"length of a repeated-text sequence (w w) must be even, got {length}")
+        for name, part in (("training", corpus.train), ("validation", corpus.valid)):
+            if len(part) < length // 2:
+                raise ValueError(f"the {name} text ({len(part)} tokens) is shorter than half a sequence "
+                                 f"({length // 2})")
+        self.corpus, self.length = corpus, length
+
+    @property
+    def half(self) -> int:
+        return self.length // 2
+
+    @property
+    def vocab_size(self) -> int:
+        return self.corpus.vocab_size
+
+    def copy_mask(self) -> Tensor:
+        """``[length]`` bool: True where the target is a token of the second copy (the last position: no target)."""
+        mask = torch.zeros(self.length, dtype=torch.bool)
+        mask[self.half - 1 : self.length - 1] = True
+        return mask
+
+    def _halves(self, data: Tensor, batch_size: int, generator: torch.Generator) -> Tensor:
+        starts = torch.randint(0, len(data) - self.half + 1, (batch_size,), generator=generator)
+        return torch.stack([data[s : s + self.half] for s in starts.tolist()])
+
+    def batch(self, batch_size: int, generator: int | torch.Generator | None = None, *, split: str = "valid",
+              unrelated: bool = False) -> Batch:
+        """``batch_size`` sequences w w from ``split`` (``"train"`` or ``"valid"``); ``unrelated``: u w instead,
+        with u another window."""
+        batch_size, generator = positive_int("batch_size", batch_size), _generator(generator)
+        data = {"train": self.corpus.train, "valid": self.corpus.valid}[one_of("split", split, ("train", "valid"))]
+        second = self._halves(data, batch_size, generator)
+        first = self._halves(data, batch_size, generator) if unrelated else second
+        seq = torch.cat([first, second], dim=1)
+        targets = torch.cat([seq[:, 1:], torch.zeros(batch_size, 1, dtype=torch.long)], dim=1)
+        mask = torch.ones(batch_size, self.length, dtype=torch.bool)
+        mask[:, -1] = False
+        return Batch(seq, targets, mask)
+
+    def train_batch(self, batch_size: int, generator: torch.Generator) -> Batch:
+        return self.batch(batch_size, generator, split="train")
+
+    def eval_batch(self, batch_size: int, generator: torch.Generator) -> Batch:
+        return self.batch(batch_size, generator, split="valid")
 
 
 def _read_bytes(path: str | Path) -> bytes:

@@ -13,6 +13,9 @@ experiment is one config away from its baseline:
   positions, shared-QK, the baseline that cannot reach far back);
 * ``n_hashes``: LSH rounds in training; ``model(x, n_hashes=8)`` evaluates with another count (Table 2);
 * ``reversible``: reversible backward pass (§3) or ordinary autograd over the same blocks and weights;
+* ``stack``: ``"reversible"`` (the two-stream RevNet stack of eq. 9, whatever ``reversible`` says about its
+  backward pass) or ``"transformer"``: the ordinary single-stream pre-norm Transformer over the same branches
+  (:class:`~reformer_lab.residual.ResidualSequence`), Figure 3's baseline, with LayerNorm(d_model) → logits;
 * ``ff_chunks`` / ``loss_chunks``: the feed-forward and the output log-probabilities chunked along the
   sequence (§3, eq. 10);
 * ``positional``: ``"learned"`` absolute embeddings (the paper's models) or ``"axial"`` (trax's later
@@ -36,13 +39,16 @@ from torch import Tensor, nn
 from reformer_lab.alternatives import LocalSelfAttention
 from reformer_lab.attention import FullSelfAttention, LSHSelfAttention
 from reformer_lab.feedforward import FeedForward, chunked_cross_entropy, dropout_probability
+from reformer_lab.residual import ResidualSequence
 from reformer_lab.reversible import AttentionBranch, ReversibleBlock, ReversibleSequence
 from reformer_lab.validation import ArgumentTypeError, as_bool, as_float, as_int, one_of, positive_int
 
-__all__ = ["ATTENTION_KINDS", "CHUNKED_KINDS", "POSITIONAL_KINDS", "AxialPositionalEmbedding", "ReformerConfig",
+__all__ = ["ATTENTION_KINDS", "CHUNKED_KINDS", "POSITIONAL_KINDS", "STACK_KINDS", "AxialPositionalEmbedding",
+           "ReformerConfig",
            "ReformerLM", "build_stack"]
 
 ATTENTION_KINDS = ("full", "lsh", "local")
+STACK_KINDS = ("reversible", "transformer")
 #: Attention kinds that cut the sequence into chunks of ``chunk_size`` (lengths must be multiples of it).
 CHUNKED_KINDS = ("lsh", "local")
 POSITIONAL_KINDS = ("learned", "axial")
@@ -82,6 +88,7 @@ class ReformerConfig:
     axial_shape: tuple[int, int] | None = None
     axial_dims: tuple[int, int] | None = None
     attend_across_buckets: bool = False
+    stack: str = "reversible"
 
     def __post_init__(self) -> None:
         # Checked by reformer_lab.validation and stored as plain Python values (NumPy integers become int),
@@ -107,6 +114,9 @@ class ReformerConfig:
         if self.attention == "local" and not self.shared_qk:
             raise ValueError("local attention here is shared-QK (the parameters of the LSH and full modules): "
                              "it needs shared_qk=True")
+        if one_of("stack", self.stack, STACK_KINDS) == "transformer" and self.reversible:
+            raise ValueError("stack='transformer' is the ordinary single-stream Transformer, which has no reversible "
+                             "backward pass: pass reversible=False with it")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if self.attention in CHUNKED_KINDS and self.max_len % self.chunk_size:
@@ -201,14 +211,16 @@ def _attention_module(config: ReformerConfig) -> nn.Module:
     return FullSelfAttention(config.d_model, config.n_heads, shared_qk=config.shared_qk, causal=config.causal)
 
 
-def build_stack(config: ReformerConfig, *, seed: int | None = None) -> ReversibleSequence:
+def build_stack(config: ReformerConfig, *, seed: int | None = None) -> ReversibleSequence | ResidualSequence:
     """The ``config.n_layers`` reversible blocks of a :class:`ReformerLM` (paper eq. 9), without embeddings or head.
 
     Each block is F = LayerNorm → attention (``config.attention``: LSH with ``chunk_size``, ``n_hashes``,
     ``attend_across_buckets``, full with ``shared_qk``, or local with ``chunk_size``; ``causal`` in each) → dropout, and
     G = LayerNorm → Linear(d_model → d_ff) → ReLU → dropout → Linear(d_ff → d_model); the sequence runs the
     feed-forward in ``config.ff_chunks`` chunks (eq. 10) and, with ``config.reversible``, the reversible
-    backward pass (§3). ``max_len``, ``vocab_size``, the positions and the loss settings do not enter.
+    backward pass (§3); ``config.stack == "transformer"`` wires the same blocks' branches as an ordinary
+    single-stream pre-norm stack instead. ``max_len``, ``vocab_size``, the positions and the loss settings do
+    not enter.
 
     ``seed`` fixes the parameter initialisation without touching the global RNG (the blocks are made
     under ``torch.random.fork_rng``); ``None`` draws them from the global RNG, as :class:`ReformerLM` does.
@@ -219,6 +231,8 @@ def build_stack(config: ReformerConfig, *, seed: int | None = None) -> Reversibl
         blocks = [ReversibleBlock(AttentionBranch(_attention_module(config), dropout=config.dropout),
                                   FeedForward(config.d_model, config.d_ff, dropout=config.dropout))
                   for _ in range(config.n_layers)]
+    if config.stack == "transformer":
+        return ResidualSequence(blocks, config.ff_chunks)
     return ReversibleSequence(blocks, config.ff_chunks, reversible=config.reversible)
 
 
@@ -244,8 +258,9 @@ class ReformerLM(nn.Module):
             self.positions = _LearnedPositions(config.max_len, config.d_model)
         self.embedding_dropout = nn.Dropout(config.dropout)
         self.stack = build_stack(config)
-        self.norm = nn.LayerNorm(2 * config.d_model)
-        self.head = nn.Linear(2 * config.d_model, config.vocab_size)
+        width = config.d_model if config.stack == "transformer" else 2 * config.d_model
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, config.vocab_size)
 
     def num_parameters(self) -> int:
         """Number of trainable parameters."""
@@ -267,11 +282,14 @@ class ReformerLM(nn.Module):
             raise ValueError(f"sequence length {length} must be a multiple of chunk_size={self.config.chunk_size}")
 
     def hidden(self, tokens: Tensor, n_hashes: int | None = None) -> Tensor:
-        """The normalised final hidden states ``[B, L, 2·d_model]`` (the input of the output layer)."""
+        """The normalised final hidden states ``[B, L, 2·d_model]`` (``[B, L, d_model]`` for the single-stream
+        Transformer): the input of the output layer."""
         self._check_tokens(tokens)
         x = self.token_embedding(tokens.long()) + self.positions(tokens.shape[1])
         x = self.embedding_dropout(x)
         with self.hashes(n_hashes):
+            if isinstance(self.stack, ResidualSequence):
+                return self.norm(self.stack(x))
             y1, y2 = self.stack(x, x)
         return self.norm(torch.cat([y1, y2], dim=-1))
 

@@ -1,4 +1,4 @@
-"""The experiment runner (paper §5; Table 2 for duplication): ``python -m reformer_lab.experiments duplication|charlm``.
+"""The experiment runner (paper §5): ``python -m reformer_lab.experiments duplication|charlm|ablation``.
 
 Each named experiment is one config away from its baseline (paper §5): the ``--setting`` picks the
 attention (``full``, ``lsh-1``, ``lsh-2``, ``lsh-4``, and ``lsh-8`` for charlm; ``local`` for duplication,
@@ -13,6 +13,16 @@ shared-QK, as in the paper's Table 2), the ``--scale`` picks the sizes:
   (``--data enwik8.zip``) at ``--length`` (default 65536, with axial positions as in trax's later enwik8
   config, since a learned table of 64K × 1024 would dwarf the model; not in the paper).
 * ``tiny``: a few seconds, for tests and smoke runs.
+
+``ablation`` (lesson 09, paper §5's Figures 3, 4 and 5 left) trains on the repeated-text task
+(:class:`~reformer_lab.data.RepeatedTextTask`: a window of Python's documentation, or of enwik8 with ``--data``,
+written twice) and its ``--setting`` changes one thing of the base model ``full`` (full shared-QK attention,
+reversible, 2 layers): ``separate-qk`` (Figure 3 left), ``transformer`` (the single-stream Transformer, Figure 3
+right), ``lsh-1`` … ``lsh-8`` (Figure 4), ``layers-1``, ``layers-4``, ``layers-8`` (Figure 5 left). Its ``lesson``
+scale (our choice, sized for 2 CPU cores): length 128, d_model 128, d_ff 256, 4 heads, chunk 16, 300 steps of
+32 sequences. The run ends with :func:`~reformer_lab.measure.ablation_stats.final_evaluation` (bits per position,
+text and copy halves, the copy without its source, and for ``full`` and LSH settings Table 2's cross-evaluation
+in bits).
 
 A run writes ``results/<experiment>/<run>.json`` (config, seed, metrics over time, final evaluation,
 wall time, device, torch version, git commit) and the checkpoint ``<run>.pt`` beside it; rerunning
@@ -57,8 +67,9 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from reformer_lab.data import CharCorpus, DuplicationTask, enwik8_corpus
+from reformer_lab.data import CharCorpus, DuplicationTask, RepeatedTextTask, enwik8_corpus
 from reformer_lab.files import check_writable, remove_stale_temps, write_json_atomic
+from reformer_lab.measure.ablation_stats import final_evaluation
 from reformer_lab.measure.memory import peak_rss_bytes
 from reformer_lab.measure.provenance import git_commit, git_dirty
 from reformer_lab.model import ReformerConfig, ReformerLM
@@ -66,10 +77,10 @@ from reformer_lab.train import CheckpointError, TrainConfig, evaluate, load_chec
 from reformer_lab.validation import as_int, one_of
 
 __all__ = ["EVAL_COLUMNS", "EXPERIMENTS", "RESUMABLE_TRAIN_FIELDS", "SCALES", "ExperimentError", "Spec",
-           "check_table2", "load_model", "main", "measure_model_step", "resume_conflicts", "run_experiment",
-           "run_file_for", "spec_for", "time_model_step"]
+           "ablation_changes", "check_table2", "load_model", "main", "measure_model_step", "resume_conflicts",
+           "run_experiment", "run_file_for", "spec_for", "time_model_step"]
 
-EXPERIMENTS = ("duplication", "charlm")
+EXPERIMENTS = ("duplication", "charlm", "ablation")
 
 
 class ExperimentError(ValueError):
@@ -77,7 +88,9 @@ class ExperimentError(ValueError):
 
 SCALES = ("tiny", "lesson", "paper")
 SETTINGS = {"duplication": ("full", "lsh-1", "lsh-2", "lsh-4", "local"),
-            "charlm": ("full", "lsh-1", "lsh-2", "lsh-4", "lsh-8")}
+            "charlm": ("full", "lsh-1", "lsh-2", "lsh-4", "lsh-8"),
+            "ablation": ("full", "separate-qk", "transformer", "lsh-1", "lsh-2", "lsh-4", "lsh-8", "layers-1",
+                         "layers-4", "layers-8")}
 #: Paper Table 2's evaluation columns: attention used at evaluation.
 EVAL_COLUMNS = ("full", "lsh-8", "lsh-4", "lsh-2", "lsh-1")
 #: TrainConfig fields that may differ between a checkpoint and the run resuming it: none (see the module docstring).
@@ -129,12 +142,54 @@ _CHARLM = {
 }
 
 
+_ABLATION = {
+    "tiny": (dict(length=32), dict(d_model=32, d_ff=64, n_heads=2, n_layers=2, chunk_size=8),
+             dict(steps=20, batch_size=8, lr=3e-3, warmup=5, eval_every=10, eval_batches=1, checkpoint_every=10,
+                  log_every=1)),
+    "lesson": (dict(length=128), dict(d_model=128, d_ff=256, n_heads=4, n_layers=2, chunk_size=16),
+               dict(steps=300, batch_size=32, lr=2e-3, warmup=30, eval_every=25, eval_batches=4,
+                    checkpoint_every=50, log_every=10)),
+    "paper": (dict(length=4096), dict(d_model=1024, d_ff=4096, n_heads=8, n_layers=3, chunk_size=128,
+                                     ff_chunks=8, loss_chunks=8),
+              dict(steps=20_000, batch_size=8, lr=2e-4, warmup=2000, eval_every=1000, eval_batches=2,
+                   checkpoint_every=500, log_every=50)),
+}
+
+
+def ablation_changes(setting: str) -> dict[str, Any]:
+    """The :class:`ReformerConfig` fields an ablation ``setting`` changes in the base model (full shared-QK)."""
+    one_of("setting of ablation", setting, SETTINGS["ablation"])
+    if setting == "separate-qk":
+        return {"attention": "full", "shared_qk": False}
+    if setting == "transformer":
+        return {"attention": "full", "stack": "transformer", "reversible": False}
+    if setting.startswith("layers-"):
+        return {"attention": "full", "n_layers": int(setting.split("-")[1])}
+    attention, n_hashes = parse_setting(setting)
+    return {"attention": attention, "n_hashes": n_hashes}
+
+
+def _ablation_spec(setting: str, scale: str, length: int | None, vocab_size: int | None) -> tuple[dict, dict, dict]:
+    task, model, opt = _ABLATION[scale]
+    task = dict(task)
+    if length is not None:
+        if as_int("length", length, minimum=4) % 2:
+            raise ValueError(f"length of a repeated-text sequence (w w) must be even, got {length}")
+        task["length"] = length
+    model = dict(model, **ablation_changes(setting), vocab_size=vocab_size or 256, max_len=task["length"])
+    return task, model, opt
+
+
 def spec_for(experiment: str, setting: str, scale: str, *, steps: int | None = None, batch_size: int | None = None,
              seed: int = 0, length: int | None = None, vocab_size: int | None = None) -> Spec:
     """The :class:`Spec` of a named run; unknown names and impossible configs raise ``ValueError`` here."""
     one_of("experiment", experiment, EXPERIMENTS)
     one_of(f"setting of {experiment}", setting, SETTINGS[experiment])
     one_of("scale", scale, SCALES)
+    changes = {k: v for k, v in (("steps", steps), ("batch_size", batch_size)) if v is not None}
+    if experiment == "ablation":
+        task, model, opt = _ablation_spec(setting, scale, length, vocab_size)
+        return Spec(ReformerConfig(**model), task, TrainConfig(**{**opt, **changes, "seed": seed}))
     attention, n_hashes = parse_setting(setting)
     task, model, opt = (_DUPLICATION if experiment == "duplication" else _CHARLM)[scale]
     task, model = dict(task), dict(model, attention=attention, n_hashes=n_hashes, n_layers=model.get("n_layers", 1))
@@ -148,16 +203,14 @@ def spec_for(experiment: str, setting: str, scale: str, *, steps: int | None = N
         if length is not None:  # was `length or default`: --length 0 silently ran the default length
             task["length"] = as_int("length", length, minimum=2)
         model.update(vocab_size=vocab_size or 256, max_len=task["length"])
-    changes = {k: v for k, v in (("steps", steps), ("batch_size", batch_size)) if v is not None}
     return Spec(ReformerConfig(**model), task, TrainConfig(**{**opt, **changes, "seed": seed}))
 
 
 def _build_task(experiment: str, spec_task: dict[str, Any], data: str | None) -> Any:
     if experiment == "duplication":
         return DuplicationTask(**spec_task)
-    if data:
-        return enwik8_corpus(data, spec_task["length"])
-    return CharCorpus.python_docs(spec_task["length"])
+    corpus = enwik8_corpus(data, spec_task["length"]) if data else CharCorpus.python_docs(spec_task["length"])
+    return RepeatedTextTask(corpus, spec_task["length"]) if experiment == "ablation" else corpus
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> ReformerLM:
@@ -271,7 +324,8 @@ def resume_conflicts(state: dict[str, Any], run_info: dict[str, Any] | None, ide
         names = ("experiment", "setting", "scale", "data")
         lines += _differences("", {k: run_info.get(k) for k in names}, {k: identity[k] for k in names})
         lines += _differences("task.", dict(run_info.get("task") or {}), identity["task"])
-    elif isinstance(saved_model, dict) and _setting_of(saved_model) != identity["setting"]:
+    elif (identity["experiment"] != "ablation" and isinstance(saved_model, dict)
+          and _setting_of(saved_model) != identity["setting"]):
         lines.append(f"setting: checkpoint {_setting_of(saved_model)!r}, this run {identity['setting']!r}")
     for label, saved, current, skip in (("model.", saved_model, spec.model.to_dict(), ()),
                                         ("train.", saved_train, asdict(spec.train), RESUMABLE_TRAIN_FIELDS)):
@@ -370,6 +424,11 @@ def run_experiment(experiment: str, setting: str, scale: str = "lesson", *, devi
         record = _record(experiment, setting, scale, spec, model, result, wall, torch_device, world, checkpoint)
         if experiment == "duplication":
             record["table2"] = table2_row(model, task, spec.train, torch_device)
+        if experiment == "ablation":
+            record["evaluation"] = final_evaluation(
+                model, task, batches=spec.train.eval_batches, seed=spec.train.eval_seed, device=torch_device,
+                batch_size=spec.train.eval_batch_size or spec.train.batch_size,
+                cross=setting == "full" or setting.startswith("lsh"))
         if rank == 0:
             write_json_atomic(out, record)
     finally:
@@ -444,7 +503,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--out", type=Path, help="JSON path (default results/<experiment>/<setting>-<scale>.json)")
         p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
-        if name == "charlm":
+        if name in ("charlm", "ablation"):
             p.add_argument("--data", help="enwik8 file or enwik8.zip (default: Python's documentation text, offline)")
     return parser
 
