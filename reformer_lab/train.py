@@ -384,7 +384,7 @@ def _bar(config: TrainConfig, start: int, enabled: bool) -> Any:
 
 def train(model: nn.Module, task: Task, config: TrainConfig, *, checkpoint: str | Path | None = None,
           resume: bool = True, progress: bool | None = None, device: str | torch.device = "cpu",
-          callback: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
+          callback: Callable[[int, dict[str, float]], None] | None = None, until: int | None = None) -> TrainResult:
     """Train ``model`` on ``task`` for ``config.steps`` steps; see the module docstring.
 
     ``model(inputs, targets=..., mask=...)`` must return the mean loss (as
@@ -392,10 +392,12 @@ def train(model: nn.Module, task: Task, config: TrainConfig, *, checkpoint: str 
     ``checkpoint_every`` steps, at the end, and with the last finished step when any exception stops
     the run (which is then re-raised, with a note saying what was saved); with ``resume=True`` an
     existing one is loaded first. ``callback(step, record)`` runs after every finished step. The global RNG is
-    seeded with ``config.seed`` at the start (dropout and LSH hashing draw from it).
+    seeded with ``config.seed`` at the start (dropout and LSH hashing draw from it). ``until`` stops after that
+    many steps while keeping ``config.steps``'s learning-rate schedule: the first steps of the longer run.
     """
     if not isinstance(config, TrainConfig):
         raise ArgumentTypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    stop = config.steps if until is None else as_int("until", until, minimum=1, maximum=config.steps)
     resume = as_bool("resume", resume)
     if progress is not None:
         progress = as_bool("progress", progress)
@@ -414,14 +416,14 @@ def train(model: nn.Module, task: Task, config: TrainConfig, *, checkpoint: str 
         run.restore(load_checkpoint(path, device), config)
     started = time.perf_counter()
     try:
-        _loop(run, task, config, path, progress_enabled(progress), callback)
+        _loop(run, task, config, path, progress_enabled(progress), callback, stop)
     finally:
         run.result.wall_time = time.perf_counter() - started
     return run.result
 
 
 def _loop(run: _Run, task: Task, config: TrainConfig, path: Path | None, show: bool,
-          callback: Callable[[int, dict[str, float]], None] | None) -> None:
+          callback: Callable[[int, dict[str, float]], None] | None, stop: int) -> None:
     rank, _ = _distributed()
     save = path is not None and rank == 0
     started, at_boundary = time.perf_counter(), True
@@ -429,7 +431,7 @@ def _loop(run: _Run, task: Task, config: TrainConfig, path: Path | None, show: b
     step_start: tuple[dict[str, Any], Tensor] | None = None
     with _bar(config, run.step, show) as bar, _DeferredInterrupt().installed() as interrupt:
         try:
-            while run.step < config.steps:
+            while run.step < stop:
                 if save:  # the random states a half-done step is rolled back to
                     step_start = (_rng_state(run.device), run.generator.get_state())
                 at_boundary, run.updating = False, False

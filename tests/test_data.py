@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from reformer_lab.data import CharCorpus, CharVocab, DuplicationTask, enwik8_corpus, load_enwik8, python_docs_text
+from reformer_lab.data import (
+    CharCorpus,
+    CharVocab,
+    DuplicationTask,
+    RepeatedTextTask,
+    enwik8_corpus,
+    load_enwik8,
+    python_docs_text,
+)
 
 
 def test_duplication_format_is_0w0w() -> None:
@@ -215,3 +223,114 @@ def test_batch_masks_must_be_bool_and_ids_integer() -> None:
         Batch(ids, ids.float(), ids > 0)
     with pytest.raises(ValueError, match=r"^inputs, targets and mask must have one shape"):
         Batch(ids, ids[:, :3], ids > 0)
+
+
+# The repeated-text task (w w on real text): lesson 09's ablations
+
+
+def _split_corpus() -> CharCorpus:
+    """Training text 0 … 59, validation text 100 … 139: a window's values say which split it came from."""
+    return CharCorpus(torch.arange(60), 8, valid=torch.arange(100, 140))
+
+
+def _is_window_of(row: torch.Tensor, text: torch.Tensor) -> bool:
+    """Does ``row`` occur as a contiguous run of ``text`` (ids < 256)?"""
+    return bytes(row.tolist()) in bytes(text.tolist())
+
+
+def test_repeated_text_is_w_w_with_next_token_targets() -> None:
+    task = RepeatedTextTask(_split_corpus(), 16)
+    assert (task.length, task.half, task.vocab_size) == (16, 8, 256)
+    b = task.batch(6, generator=0)
+    assert b.inputs.shape == b.targets.shape == b.mask.shape == (6, 16)
+    assert torch.equal(b.inputs[:, 8:], b.inputs[:, :8])  # the second half repeats the first
+    assert torch.equal(b.targets[:, :-1], b.inputs[:, 1:])  # next-token targets
+    assert not b.mask[:, -1].any() and b.mask[:, :-1].all()  # only the last position has no target
+    # each half is a contiguous window of the validation text (the default split): consecutive ids >= 100
+    assert torch.equal(b.inputs[:, :8] - b.inputs[:, :1], torch.arange(8).expand(6, 8))
+    assert b.inputs.min() >= 100 and b.inputs.max() < 140
+
+
+def test_repeated_text_copy_mask_marks_the_targets_of_the_second_copy() -> None:
+    task = RepeatedTextTask(_split_corpus(), 16)
+    copy = task.copy_mask()
+    assert copy.dtype == torch.bool and copy.shape == (16,)
+    assert copy.nonzero().flatten().tolist() == list(range(7, 15))  # half − 1 … length − 2
+    # there, and only there, the target is the token exactly half a sequence back from it
+    b = task.batch(4, generator=1)
+    back = torch.cat([torch.full((4, 7), -1), b.inputs[:, :8], torch.full((4, 1), -1)], dim=1)
+    assert torch.equal(b.targets == back, copy.expand(4, 16))  # the ids are all distinct within a row
+
+
+def test_repeated_text_draws_train_and_eval_batches_from_their_splits() -> None:
+    task = RepeatedTextTask(_split_corpus(), 16)
+    train = task.train_batch(50, torch.Generator().manual_seed(0)).inputs
+    valid = task.eval_batch(50, torch.Generator().manual_seed(0)).inputs
+    assert train.max() < 60 and valid.min() >= 100  # training text 0 … 59, validation text 100 … 139
+    assert torch.equal(valid, task.batch(50, torch.Generator().manual_seed(0)).inputs)  # "valid" is the default
+    assert torch.equal(train, task.batch(50, torch.Generator().manual_seed(0), split="train").inputs)
+    # every window start, the last one included: training windows of 8 start at 0 … 52
+    starts = task.train_batch(2000, torch.Generator().manual_seed(1)).inputs[:, 0]
+    assert set(starts.tolist()) == set(range(53))
+    with pytest.raises(ValueError, match=r"^split must be one of 'train', 'valid'; got 'test'$"):
+        task.batch(2, 0, split="test")
+
+
+def test_repeated_text_on_real_text_windows_lie_in_the_right_split() -> None:
+    corpus = CharCorpus.python_docs(seq_len=64)
+    task = RepeatedTextTask(corpus, 64)
+    assert task.vocab_size == corpus.vocab_size < 256
+    for batch, text in ((task.train_batch(8, torch.Generator().manual_seed(0)), corpus.train),
+                        (task.eval_batch(8, torch.Generator().manual_seed(0)), corpus.valid)):
+        assert torch.equal(batch.inputs[:, 32:], batch.inputs[:, :32])
+        assert all(_is_window_of(row, text) for row in batch.inputs[:, :32])
+
+
+def test_repeated_text_unrelated_replaces_the_first_copy() -> None:
+    corpus = CharCorpus.python_docs(seq_len=64)
+    task = RepeatedTextTask(corpus, 64)
+    b = task.batch(16, torch.Generator().manual_seed(3), unrelated=True)
+    assert b.inputs.shape == (16, 64) and torch.equal(b.targets[:, :-1], b.inputs[:, 1:])
+    assert not b.mask[:, -1].any() and b.mask[:, :-1].all()
+    assert all(not torch.equal(row[:32], row[32:]) for row in b.inputs)  # 32 characters of another window
+    for row in b.inputs:  # both halves are still windows of the validation text
+        assert _is_window_of(row[32:], corpus.valid) and _is_window_of(row[:32], corpus.valid)
+    # the second halves are those of the w w batch with the same seed: the copy with and without its source
+    same = task.batch(16, torch.Generator().manual_seed(3))
+    assert torch.equal(b.inputs[:, 32:], same.inputs[:, 32:])
+
+
+def test_repeated_text_is_deterministic_from_its_seed() -> None:
+    task = RepeatedTextTask(CharCorpus.python_docs(seq_len=64), 64)
+    assert torch.equal(task.batch(4, 7).inputs, task.batch(4, torch.Generator().manual_seed(7)).inputs)
+    assert not torch.equal(task.batch(4, 7).inputs, task.batch(4, 8).inputs)
+    for unrelated in (False, True):
+        assert torch.equal(task.batch(4, 7, unrelated=unrelated).inputs, task.batch(4, 7, unrelated=unrelated).inputs)
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    first = [task.train_batch(2, g1).inputs for _ in range(2)]
+    assert all(torch.equal(a, task.train_batch(2, g2).inputs) for a in first)
+    assert not torch.equal(first[0], first[1])  # the generator moves on
+
+
+def test_repeated_text_checks_its_arguments() -> None:
+    from reformer_lab.validation import ArgumentTypeError
+
+    corpus = _split_corpus()
+    with pytest.raises(ValueError, match=r"^length of a repeated-text sequence \(w w\) must be even, got 15$"):
+        RepeatedTextTask(corpus, 15)
+    for short in (2, 3):
+        with pytest.raises(ValueError, match=rf"^length must be an int >= 4, got {short}$"):
+            RepeatedTextTask(corpus, short)
+    assert RepeatedTextTask(corpus, 4).half == 2  # the shortest
+    with pytest.raises(ArgumentTypeError, match=r"^corpus must be a CharCorpus, got DuplicationTask$"):
+        RepeatedTextTask(DuplicationTask(w_len=7, n_symbols=5), 16)
+    with pytest.raises(ArgumentTypeError, match=r"^length must be an int >= 4, got 16\.0 \(float\)$"):
+        RepeatedTextTask(corpus, 16.0)
+    # each split needs half a sequence: 40 validation tokens hold a window of 40, not of 41
+    assert torch.equal(RepeatedTextTask(corpus, 80).batch(3, 0).inputs[:, :40], torch.arange(100, 140).expand(3, 40))
+    with pytest.raises(ValueError, match=r"^the validation text \(40 tokens\) is shorter than half a sequence \(41\)$"):
+        RepeatedTextTask(corpus, 82)
+    with pytest.raises(ValueError, match=r"^the training text \(60 tokens\) is shorter than half a sequence \(61\)$"):
+        RepeatedTextTask(CharCorpus(torch.arange(60), 8, valid=torch.arange(100, 200)), 122)
+    with pytest.raises(ValueError, match=r"^batch_size must be an int >= 1, got 0$"):
+        RepeatedTextTask(corpus, 16).batch(0, 1)

@@ -19,7 +19,7 @@ import pytest
 
 from reformer_lab.lessons import exercises, solutions
 
-LESSONS = [f"l{n:02d}" for n in range(9)] + ["l10"]
+LESSONS = [f"l{n:02d}" for n in range(11)]
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 

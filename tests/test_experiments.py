@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -14,7 +15,18 @@ import torch
 
 from reformer_lab import files
 from reformer_lab.measure import experiments
-from reformer_lab.measure.experiments import EVAL_COLUMNS, load_model, main, measure_model_step, spec_for
+from reformer_lab.measure.ablation_stats import CROSS_COLUMNS
+from reformer_lab.measure.experiments import (
+    EVAL_COLUMNS,
+    SETTINGS,
+    ExperimentError,
+    ablation_changes,
+    load_model,
+    main,
+    measure_model_step,
+    run_experiment,
+    spec_for,
+)
 from reformer_lab.train import CheckpointError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -32,7 +44,8 @@ def test_unknown_experiment_name_fails_at_start(capsys: pytest.CaptureFixture[st
         main(["copying", "--setting", "full"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'copying'" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="experiment must be one of 'duplication', 'charlm'; got 'copying'"):
+    with pytest.raises(ValueError,
+                       match="experiment must be one of 'duplication', 'charlm', 'ablation'; got 'copying'"):
         spec_for("copying", "full", "lesson")
     with pytest.raises(ValueError, match="setting of duplication must be one of 'full', .*; got 'lsh-8'"):
         spec_for("duplication", "lsh-8", "lesson")
@@ -51,6 +64,11 @@ def test_unknown_experiment_name_fails_at_start(capsys: pytest.CaptureFixture[st
         (["duplication", "--scale", "tiny", "--length", "21"], "must be even, got 21"),  # was silently 20
         (["charlm", "--scale", "tiny", "--length", "0"], "length must be an int >= 2, got 0"),  # was the default
         (["duplication", "--scale", "tiny", "--steps", "0"], "steps must be an int >= 1, got 0"),
+        (["ablation", "--scale", "tiny", "--length", "33"], "length of a repeated-text sequence (w w) must be even, "
+                                                            "got 33"),
+        (["ablation", "--scale", "tiny", "--length", "2"], "length must be an int >= 4, got 2"),
+        (["ablation", "--setting", "lsh-2", "--scale", "tiny", "--length", "36"], "multiple of chunk_size=8"),
+        (["ablation", "--setting", "layers-2", "--scale", "tiny"], "invalid choice: 'layers-2'"),
     ],
 )
 def test_impossible_runs_fail_at_start(argv: list[str], message: str, tmp_path: Path,
@@ -279,3 +297,128 @@ def test_write_json_atomic_fsyncs_and_keeps_the_old_file_when_a_write_fails(tmp_
     with pytest.raises(OSError, match="disk full"):
         files.write_json_atomic(path, {"a": 2})
     assert json.loads(path.read_text()) == {"a": 1} and [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+# The ablation experiment (lesson 09, paper §5: Figures 3, 4, 5 left): one change from the base model each
+
+
+ABLATION_CHANGES = {
+    "full": {"attention": "full", "n_hashes": 1},
+    "separate-qk": {"attention": "full", "shared_qk": False},
+    "transformer": {"attention": "full", "stack": "transformer", "reversible": False},
+    "lsh-1": {"attention": "lsh", "n_hashes": 1},
+    "lsh-2": {"attention": "lsh", "n_hashes": 2},
+    "lsh-4": {"attention": "lsh", "n_hashes": 4},
+    "lsh-8": {"attention": "lsh", "n_hashes": 8},
+    "layers-1": {"attention": "full", "n_layers": 1},
+    "layers-4": {"attention": "full", "n_layers": 4},
+    "layers-8": {"attention": "full", "n_layers": 8},
+}
+
+
+@pytest.mark.parametrize("setting", SETTINGS["ablation"])
+def test_ablation_changes_one_thing_of_the_base_model(setting: str) -> None:
+    assert ablation_changes(setting) == ABLATION_CHANGES[setting]
+    base = spec_for("ablation", "full", "tiny").model.to_dict()
+    assert (base["attention"], base["shared_qk"], base["stack"], base["reversible"], base["n_layers"]) == (
+        "full", True, "reversible", True, 2)
+    for scale in ("tiny", "lesson"):
+        model = spec_for("ablation", setting, scale).model.to_dict()
+        assert {key: model[key] for key in ABLATION_CHANGES[setting]} == ABLATION_CHANGES[setting]
+        base = spec_for("ablation", "full", scale).model.to_dict()
+        changed = {key for key in model if model[key] != base[key]}
+        assert changed <= set(ABLATION_CHANGES[setting]), changed  # nothing else moves
+
+
+def test_ablation_changes_refuses_unknown_settings() -> None:
+    assert set(ABLATION_CHANGES) == set(SETTINGS["ablation"])  # the table above covers every setting
+    for unknown in ("local", "layers-2", "lsh-3", "bogus"):
+        with pytest.raises(ValueError, match=rf"^setting of ablation must be one of 'full', .*; got '{unknown}'$"):
+            ablation_changes(unknown)
+        with pytest.raises(ValueError, match="setting of ablation must be one of"):
+            spec_for("ablation", unknown, "tiny")
+
+
+def test_ablation_scales_and_length() -> None:
+    for setting in SETTINGS["ablation"]:
+        lesson = spec_for("ablation", setting, "lesson")
+        assert (lesson.task["length"], lesson.model.max_len, lesson.model.chunk_size, lesson.train.steps) == (
+            128, 128, 16, 300), setting
+        assert (lesson.model.d_model, lesson.model.d_ff, lesson.model.n_heads, lesson.train.batch_size) == (
+            128, 256, 4, 32)
+    assert spec_for("ablation", "full", "lesson").model.vocab_size == 256  # before the corpus says otherwise
+    assert spec_for("ablation", "full", "lesson", vocab_size=97).model.vocab_size == 97
+    longer = spec_for("ablation", "lsh-2", "tiny", length=64, steps=3, batch_size=2)
+    assert (longer.task["length"], longer.model.max_len, longer.train.steps, longer.train.batch_size) == (64, 64, 3, 2)
+    with pytest.raises(ValueError, match=r"^length of a repeated-text sequence \(w w\) must be even, got 33$"):
+        spec_for("ablation", "full", "tiny", length=33)
+    with pytest.raises(ValueError, match=r"^length must be an int >= 4, got 2$"):
+        spec_for("ablation", "full", "tiny", length=2)
+
+
+def test_ablation_full_at_a_length_off_the_chunk_fails_at_start(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(experiments, "train", _no_training)  # its LSH columns need chunks of 8: refused before training
+    err = _refused(_tiny_ablation(tmp_path / "r.json", "full", "--length", "36"), capsys)
+    assert "36" in err  # the length that cannot be cut into chunks of 8
+
+
+def _tiny_ablation(out: Path, setting: str, *extra: str) -> list[str]:
+    return ["ablation", "--setting", setting, "--scale", "tiny", "--steps", "4", "--out", str(out), "--no-progress",
+            *extra]
+
+
+@pytest.mark.parametrize("setting", ["full", "lsh-2", "separate-qk", "transformer", "layers-1"])
+def test_ablation_tiny_run_records_its_final_evaluation(setting: str, tmp_path: Path) -> None:
+    out = tmp_path / "ablation" / f"{setting}-tiny.json"
+    record = run_experiment("ablation", setting, "tiny", steps=4, out=out, progress=False)
+    assert json.loads(out.read_text()) == json.loads(json.dumps(record))  # the record on disk is the one returned
+    assert record["experiment"] == "ablation" and record["setting"] == setting and record["final"]["step"] == 4
+    model = record["config"]["model"]
+    assert {key: model[key] for key in ABLATION_CHANGES[setting]} == ABLATION_CHANGES[setting]
+    assert record["config"]["task"] == {"length": 32} and model["vocab_size"] > 50  # the docs' characters
+    evaluation = record["evaluation"]
+    assert len(evaluation["position_bits"]) == 31  # length − 1 targets
+    assert {"total", "text", "copy", "unrelated_copy"} <= set(evaluation)
+    assert ("cross" in evaluation) == (setting in ("full", "lsh-2"))
+    if "cross" in evaluation:
+        assert tuple(evaluation["cross"]) == CROSS_COLUMNS
+    # the final evaluation of training (nats) and the recorded one (bits) are the same number: the same batches,
+    # seed and batch size. 1e-6 bits: evaluate sums the float32 losses in float32; measured 4e-9 (layers-1) to
+    # 6.0e-7 (separate-qk) bits here
+    assert abs(record["final"]["loss"] / math.log(2) - evaluation["total"]) < 1e-6
+    assert Path(record["checkpoint"]).is_file()
+
+
+def test_ablation_resumes_its_own_run_and_refuses_another_setting(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run.json"
+    assert main(_tiny_ablation(out, "full")) == 0
+    first = json.loads(out.read_text())
+    assert main(_tiny_ablation(out, "full")) == 0  # the same command: resumes the finished checkpoint
+    again = json.loads(out.read_text())
+    assert again["resumed_from"] == 4 and again["final"] == first["final"]
+    assert again["evaluation"] == first["evaluation"]  # the same weights, evaluated again
+    saved = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for setting, line in (("separate-qk", "model.shared_qk: checkpoint True, this run False"),
+                          ("transformer", "model.stack: checkpoint 'reversible', this run 'transformer'"),
+                          ("layers-4", "model.n_layers: checkpoint 2, this run 4")):
+        err = _refused(_tiny_ablation(out, setting), capsys)
+        assert f"cannot resume from {out.with_suffix('.pt')}" in err
+        assert f"setting: checkpoint 'full', this run '{setting}'" in err and line in err, err
+    with pytest.raises(ExperimentError, match="setting: checkpoint 'full', this run 'lsh-2'"):
+        run_experiment("ablation", "lsh-2", "tiny", steps=4, out=out, progress=False)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == saved  # nothing touched
+
+
+def test_ablation_resume_conflicts_without_a_run_file_name_the_changed_fields() -> None:
+    """Without the run file the setting cannot be read off the model config (full, separate-qk, transformer and the
+    layers-N settings all have full attention): the differing config fields say it, and no wrong setting is named."""
+    spec = spec_for("ablation", "separate-qk", "tiny")
+    identity = {"experiment": "ablation", "setting": "separate-qk", "scale": "tiny", "task": spec.task, "data": None}
+    full = spec_for("ablation", "full", "tiny")
+    state = {"model_config": full.model.to_dict(), "train_config": asdict(full.train)}
+    assert experiments.resume_conflicts(state, None, identity, spec) == [
+        "model.shared_qk: checkpoint True, this run False"]
+    own = {"model_config": spec.model.to_dict(), "train_config": asdict(spec.train)}
+    assert experiments.resume_conflicts(own, None, identity, spec) == []

@@ -223,6 +223,21 @@ def test_evaluate_refuses_float_masks_and_an_empty_count() -> None:
         evaluate(model(), Task(torch.zeros_like), batches=1, batch_size=2)
 
 
+def test_until_stops_early_on_the_longer_runs_schedule() -> None:
+    config = TrainConfig(steps=12, batch_size=8, lr=3e-3, warmup=3, eval_every=4, eval_batches=1, log_every=1)
+    whole = train(model(), TASK, config, progress=False)
+    first = train(model(), TASK, config, progress=False, until=8)
+    assert first.steps == 8 and [r["step"] for r in first.evals] == [4, 8] and first.final["step"] == 8
+    # the first 8 steps of the 12-step run, learning rates included (not an 8-step schedule), exactly
+    assert first.history == [{**r, "seconds": f["seconds"]} for r, f in zip(whole.history[:8], first.history,
+                                                                              strict=True)]
+    assert first.evals == whole.evals[:2]
+    assert first.history[-1]["lr"] != TrainConfig(steps=8, lr=3e-3, warmup=3).lr_at(7)
+    for bad in (0, 13):
+        with pytest.raises(ValueError, match=r"^until must be"):
+            train(model(), TASK, config, progress=False, until=bad)
+
+
 def test_train_checks_its_own_arguments(tmp_path: Path) -> None:
     from reformer_lab.validation import ArgumentTypeError
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +30,16 @@ import torch
 from torch import nn
 
 from reformer_lab.data import RepeatedTextTask
+from reformer_lab.measure.memory import saved_tensor_bytes
+from reformer_lab.model import ReformerConfig, ReformerLM
 from reformer_lab.ngram import fit_ngrams
 from reformer_lab.validation import positive_int
 
-__all__ = ["CROSS_COLUMNS", "curve_bits", "final_evaluation", "load_runs", "ngram_baselines", "position_bits",
-           "seed_spread", "split_bits", "verdict"]
+__all__ = ["CROSS_COLUMNS", "RESULTS_DIR", "curve_bits", "final_evaluation", "largest_depth_within", "load_runs",
+           "ngram_baselines", "position_bits", "seed_spread", "split_bits", "step_activation_bytes", "verdict"]
 
+#: Where ``make runs-ablation`` writes the committed runs (the repository's ``results/ablation/``).
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "results" / "ablation"
 #: Attentions a full or LSH model is evaluated with after training (paper Table 2's columns).
 CROSS_COLUMNS = ("full", "lsh-8", "lsh-4", "lsh-2", "lsh-1")
 _LN2 = math.log(2)
@@ -102,15 +107,20 @@ def final_evaluation(model: nn.Module, task: RepeatedTextTask, *, batches: int, 
 
 
 def ngram_baselines(task: RepeatedTextTask, orders: Iterable[int] = (1, 2, 3, 4, 5, 6), *, batches: int = 4,
-                    batch_size: int = 32, seed: int = 1234, unrelated: bool = False) -> dict[int, dict[str, float]]:
-    """Interpolated Kneser–Ney n-gram models fitted on the task's training text, scored (bits/char, split as
-    :func:`split_bits`) on the very batches :func:`position_bits` uses with the same arguments."""
+                    batch_size: int = 32, seed: int = 1234, unrelated: bool = False) -> dict[int, dict[str, Any]]:
+    """Interpolated Kneser–Ney n-gram models fitted on the task's training text, scored on the very batches
+    :func:`position_bits` uses with the same arguments: per order, the split of :func:`split_bits` and
+    ``"position_bits"``, the mean bits at each target position."""
     models = fit_ngrams(task.corpus.train, list(orders), task.vocab_size)
     rows = torch.cat([b.inputs for b in _eval_batches(task, batches, batch_size, seed, unrelated)]).numpy()
-    return {order: split_bits(-model.log2_probs(rows).mean(axis=0), task) for order, model in models.items()}
+    result = {}
+    for order, model in models.items():
+        per_position = -model.log2_probs(rows).mean(axis=0)
+        result[order] = {**split_bits(per_position, task), "position_bits": per_position.tolist()}
+    return result
 
 
-def load_runs(directory: str | Path, experiment: str = "ablation") -> dict[str, list[dict[str, Any]]]:
+def load_runs(directory: str | Path = RESULTS_DIR, experiment: str = "ablation") -> dict[str, list[dict[str, Any]]]:
     """Every committed run record ``<setting>-<scale>-seed<N>.json`` in ``directory``, by setting, sorted by seed.
 
     Files that are not run records (``*.run.json``) are skipped; a directory with none is a ``FileNotFoundError``.
@@ -154,3 +164,27 @@ def verdict(baseline: Sequence[float], variant: Sequence[float], *, decimals: in
     diff = b["mean"] - a["mean"]
     error = math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"])
     return f"{'worse' if diff > 0 else 'better'} by {abs(diff):.{decimals}f} ± {error:.{decimals}f}"
+
+
+def step_activation_bytes(config: ReformerConfig, batch_size: int) -> int:
+    """Bytes autograd keeps from the forward to the backward pass of one training step (the loss on
+    ``batch_size`` sequences of ``config.max_len``) of ``ReformerLM(config)``: activations only, parameters not
+    counted (:func:`~reformer_lab.measure.memory.saved_tensor_bytes`, exact and device-independent). A reversible
+    stack keeps its last layer's outputs (paper §3); a single-stream Transformer keeps every layer's."""
+    batch_size = positive_int("batch_size", batch_size)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = ReformerLM(config)
+        tokens = torch.randint(0, config.vocab_size, (batch_size, config.max_len))
+        return saved_tensor_bytes(lambda: model.loss(tokens, tokens), ignore=model).total_bytes
+
+
+def largest_depth_within(budget: float, config: ReformerConfig, batch_size: int, max_depth: int = 64) -> int:
+    """The most layers ``config`` (its ``n_layers`` replaced) can have while one training step keeps at most
+    ``budget`` bytes of activations (:func:`step_activation_bytes`); 0 when even one layer does not fit."""
+    best = 0
+    for depth in range(1, positive_int("max_depth", max_depth) + 1):
+        if step_activation_bytes(replace(config, n_layers=depth), batch_size) > budget:
+            break
+        best = depth
+    return best

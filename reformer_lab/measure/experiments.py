@@ -377,6 +377,12 @@ def _prepare_outputs(out: Path, checkpoint: Path, run_file: Path) -> None:
         raise ExperimentError(str(error)) from error
 
 
+def _cross_evaluated(experiment: str, setting: str) -> bool:
+    """Whether a run ends with Table 2's cross-evaluation: every duplication run, and ablation's full and LSH runs."""
+    ablation_cross = experiment == "ablation" and (setting == "full" or setting.startswith("lsh"))
+    return experiment == "duplication" or ablation_cross
+
+
 def run_experiment(experiment: str, setting: str, scale: str = "lesson", *, device: str = "cpu",
                    steps: int | None = None, batch_size: int | None = None, seed: int = 0,
                    out: str | Path | None = None, data: str | None = None, length: int | None = None,
@@ -393,7 +399,7 @@ def run_experiment(experiment: str, setting: str, scale: str = "lesson", *, devi
         spec = spec_for(experiment, setting, scale, steps=steps, batch_size=batch_size, seed=seed, length=length,
                         vocab_size=getattr(task, "vocab_size", None))
         _check_device(device)
-        if experiment == "duplication":  # the Table 2 row is made after the last step: check it can be
+        if _cross_evaluated(experiment, setting):  # the Table 2 row is made after the last step: check it can be
             check_table2(spec.model, task)
         json.dumps({"task": spec.task, "model": spec.model.to_dict(), "train": asdict(spec.train)})
     except (ValueError, TypeError, OSError) as error:
@@ -428,7 +434,7 @@ def run_experiment(experiment: str, setting: str, scale: str = "lesson", *, devi
             record["evaluation"] = final_evaluation(
                 model, task, batches=spec.train.eval_batches, seed=spec.train.eval_seed, device=torch_device,
                 batch_size=spec.train.eval_batch_size or spec.train.batch_size,
-                cross=setting == "full" or setting.startswith("lsh"))
+                cross=_cross_evaluated(experiment, setting))
         if rank == 0:
             write_json_atomic(out, record)
     finally:

@@ -1,4 +1,4 @@
-"""The grader behind the lessons' exercises: one module per lesson (``l00`` … ``l07``) over what is here.
+"""The grader behind the lessons' exercises: one module per lesson (``l00`` … ``l10``) over what is here.
 
 Each lesson's ``check_*`` function runs the reader's function on a handful of :class:`Case` objects, compares
 the answers with the package's reference, and says what is wrong in words ("you counted one head; there are
