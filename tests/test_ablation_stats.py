@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +18,13 @@ from reformer_lab.measure.ablation_stats import (
     CROSS_COLUMNS,
     curve_bits,
     final_evaluation,
+    largest_depth_within,
     load_runs,
     ngram_baselines,
     position_bits,
     seed_spread,
     split_bits,
+    step_activation_bytes,
     verdict,
 )
 from reformer_lab.model import ReformerConfig, ReformerLM
@@ -262,3 +265,17 @@ def test_curve_bits() -> None:
     steps, bits = curve_bits(record)
     assert steps.tolist() == [25, 50]
     np.testing.assert_allclose(bits, [2.0, 1.0], rtol=0, atol=1e-15)  # nats / ln 2
+
+
+def test_activation_bytes_grow_with_depth_only_for_the_single_stream_stack() -> None:
+    base = ReformerConfig(vocab_size=11, max_len=16, d_model=16, d_ff=32, n_heads=2, n_layers=1, attention="full")
+    single = replace(base, stack="transformer", reversible=False)
+    rev = {d: step_activation_bytes(replace(base, n_layers=d), 4) for d in (1, 2, 4)}
+    ordinary = {d: step_activation_bytes(replace(single, n_layers=d), 4) for d in (1, 2, 3)}
+    assert rev[4] - rev[1] < 256  # a reversible stack keeps its last outputs (+ 16 bytes of seeds a layer)
+    per_layer = ordinary[2] - ordinary[1]
+    assert per_layer > 10 * (rev[4] - rev[1]) and ordinary[3] - ordinary[2] == per_layer  # exactly linear
+    assert largest_depth_within(ordinary[2], single, 4, max_depth=4) == 2
+    assert largest_depth_within(ordinary[2] + per_layer - 1, single, 4, max_depth=4) == 2
+    assert largest_depth_within(ordinary[1] - 1, single, 4) == 0
+    assert largest_depth_within(10 * ordinary[3], single, 4, max_depth=3) == 3
