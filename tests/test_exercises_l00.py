@@ -19,6 +19,28 @@ def test_a_pass_reveals_the_answers_to_the_predict_first_questions() -> None:
     assert "l = 65,536" in three.message and "2× the length" in three.message and "l = 5,792" in three.message
 
 
+def test_the_transfer_step_grades_the_largest_batch_that_fits_80_gib() -> None:
+    fn = l00.transformer_memory_bytes
+    asked = exercises.check_transformer_memory_bytes(fn)
+    assert asked.passed and "pass it as `largest_batch=`" in asked.message
+    assert 80 * 2**30 // fn(1, 12288, 1024, 4096, 3, 8, 2) == 11  # what the solution's docstring computes
+    right = exercises.check_transformer_memory_bytes(fn, largest_batch=11)
+    assert right.passed and "11 images fit in 80.0 GiB (74.2 GiB); 12 would need 81.0 GiB" in right.message
+    assert exercises.check_transformer_memory_bytes(fn, largest_batch=11.0).passed
+    for wrong, hint in [(12, "rounded up"), (11.85, "round down"), (35, "stores all 3 layers"),
+                        (5, "half precision"), (3, "a larger batch fits too"), (30, "more than 80.0 GiB"),
+                        (0, "runs nothing"), ("11", "give a number"), (True, "give a number")]:
+        result = exercises.check_transformer_memory_bytes(fn, largest_batch=wrong)
+        assert not result.passed and result.attempted and hint in result.message, (wrong, result.message)
+    # a wrong function fails as before, whatever the batch; an untouched stub stays TODO
+    assert "expected" in exercises.check_transformer_memory_bytes(lambda *a: 1.0, largest_batch=11).message
+
+    def stub(*args):
+        raise NotImplementedError
+
+    assert not exercises.check_transformer_memory_bytes(stub, largest_batch=None).attempted
+
+
 def test_the_solutions_agree_with_the_papers_numbers() -> None:
     GiB = 2**30
     assert l00.longest_sequence(16 * GiB, 1, 1, 1, 4) == 65536  # §2: 64K × 64K fp32 = 16 GiB

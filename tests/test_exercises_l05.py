@@ -33,7 +33,7 @@ def _fewest(b, n, f, budget, *, per_value=4, batch=True, fits=lambda size, budge
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (lambda b, n, f, budget: math.ceil(4 * b * n * f / budget), "c must divide the length"),  # the typical one
+        (lambda b, n, f, budget: math.ceil(4 * b * n * f / budget), "k must divide the length"),  # the typical one
         (lambda b, n, f, budget: _fewest(b, n, f, budget, fits=lambda s, bu: s < bu), "≤, not <"),
         (lambda b, n, f, budget: n // _fewest(b, n, f, budget), "return the number of chunks"),
         (lambda b, n, f, budget: _fewest(b, n, f, budget, per_value=1), "each float32 value takes 4"),
@@ -83,6 +83,22 @@ def test_reformer_bytes_agrees_with_the_table3_helper() -> None:
     config = feedforward_stats.Table3Config(length=256, d_model=32, d_ff=1024, n_heads=2, n_layers=4, n_hashes=1,
                                             chunk_size=32)
     assert l05.reformer_bytes(1, 256, 32, 1024, 2, 4, 1, 32) == 4 * config.formula("reformer", config.window_c).memory
+
+
+def test_a_pass_reveals_the_answers_to_the_predict_first_questions() -> None:
+    assert "all 4 cases pass." == exercises.check_ff_chunk_bytes(l05.ff_chunk_bytes).message  # nothing to predict
+    two = exercises.check_fewest_ff_chunks(l05.fewest_ff_chunks)
+    assert two.passed and "k = 6" in two.message and "5 does not divide 48" in two.message
+    assert "6 chunks of 8 positions take 32,768 bytes" in two.message
+    assert l05.fewest_ff_chunks(1, 48, 1024, 40_000) == 6
+    three = exercises.check_reformer_bytes(l05.reformer_bytes)
+    assert three.passed and "attention is larger, 8.00 GiB against 2.00 GiB for the activations" in three.message
+    assert "n_layers drops out" in three.message and "d_ff too" in three.message
+    assert "8.00 TiB, 1,024× more" in three.message
+    assert l05.reformer_bytes(8, 65536, 1024, 4096, 8, 12, 2, 128) == 8 * 2**30
+    # a failing answer gets no reveal
+    wrong = exercises.check_fewest_ff_chunks(lambda b, n, f, budget: math.ceil(4 * b * n * f / budget))
+    assert not wrong.passed and "k = 6" not in wrong.message
 
 
 def test_a_wrong_answer_without_a_known_mistake_shows_the_expected_value() -> None:

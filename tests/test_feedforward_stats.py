@@ -128,6 +128,22 @@ def test_peak_live_bytes_counts_a_view_once_and_not_the_inputs() -> None:
     assert table3.peak_live_bytes(lambda: (x + 1).view(100, 100)[:5]) == 40_000
 
 
+def test_peak_live_bytes_does_not_count_views_of_inputs_or_parameters() -> None:
+    # weight.t() (inside F.linear) and x.split(...) allocate nothing: they are views of storages made before the call
+    weight, x = torch.ones(1000, 32), torch.ones(1, 256, 32)
+    assert table3.peak_live_bytes(lambda w: w.t(), weight) == 0
+    assert table3.peak_live_bytes(lambda t: t.split(4, dim=-2), x) == 0
+    assert table3.peak_live_bytes(lambda t: t.add_(0), x) == 0  # in place on an input: nothing new either
+    assert table3.peak_live_bytes(lambda t, w: torch.nn.functional.linear(t, w), x, weight) == 4 * 256 * 1000
+
+
+def test_peak_live_bytes_keeps_a_storage_while_a_view_of_it_lives() -> None:
+    # F.linear on 3-D input views its 2-D product as 3-D and drops the 2-D tensor; the storage lives on in the view,
+    # so when the ReLU runs the product and the ReLU's output are both alive
+    x, weight = torch.ones(1, 100, 10), torch.ones(50, 10)
+    assert table3.peak_live_bytes(lambda: torch.relu(torch.nn.functional.linear(x, weight))) == 2 * 4 * 100 * 50
+
+
 def test_peak_live_bytes_needs_a_callable() -> None:
     with pytest.raises(TypeError, match="callable"):
         table3.peak_live_bytes(3)
@@ -157,6 +173,14 @@ def test_ff_forward_peak_is_two_d_ff_wide_tensors_then_falls_about_c_fold(chunks
     for c in (2, 4):
         assert chunks[1].ff_forward_peak / chunks[c].ff_forward_peak == pytest.approx(c, rel=0.1)
     assert chunks[16].ff_forward_peak < chunks[1].ff_forward_peak / 6  # the d_model-wide terms remain
+
+
+def test_ff_forward_floor_is_the_output_twice_and_the_loss_floor_one_chunk_of_logits() -> None:
+    # with one position a chunk: the chunks' outputs and their concatenation, d_model wide each; for the loss, one
+    # chunk's logits and a few numbers per position (no weight, no input: they are not the call's allocations)
+    (row,) = table3.chunk_memory([LENGTH], length=LENGTH, d_model=D_MODEL, d_ff=D_FF, vocab=VOCAB)
+    assert row.ff_forward_peak == 2 * 4 * LENGTH * D_MODEL
+    assert 4 * VOCAB <= row.loss_forward_peak < 4 * VOCAB + 16 * LENGTH
 
 
 def test_chunking_under_plain_autograd_saves_nothing(chunks) -> None:

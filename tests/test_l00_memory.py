@@ -81,6 +81,36 @@ def test_plot_memory_breakdown_draws_one_bar_per_term_and_model() -> None:
     assert ax.get_yscale() == "log"
 
 
+def test_bar_labels_are_readable_and_every_bar_shows_on_the_log_axis() -> None:
+    bars = [complexity.memory_breakdown(**l00_memory.README_SIZES, model=m)
+            for m in ("transformer", "reversible", "chunked-reversible", "reformer")]
+    ax = l00_memory.plot_memory_breakdown(bars, ax=detached_axes()).axes[0]
+    labels = [t for t in ax.texts if t.get_text()]
+    assert len(labels) == len(ax.patches) == 12
+    assert all(t.get_fontsize() >= 9 and t.get_rotation() == 0 for t in labels)
+    assert labels[0].get_text() == "4.00\nGiB"  # number over unit, so it fits over its bar
+    smallest = min(p.get_height() for p in ax.patches)
+    assert smallest == 256 * 2**20 and ax.get_ylim()[0] < smallest / 2
+
+
+def test_the_readme_figure_is_the_lessons_chart_and_a_module_run_refreshes_it(tmp_path) -> None:
+    ax = l00_memory.readme_figure().axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["transformer", "reversible", "chunked-reversible",
+                                                           "reformer"]
+    assert ax.get_title() == "Table 3's memory terms at 64K tokens, 16 layers"
+    assert l00_memory.README_FIGURE.parts[-2:] == ("docs", "lesson00_memory.png")
+    path = tmp_path / "readme.png"
+    assert l00_memory.write_readme_figure(path) is True and l00_memory.write_readme_figure(path) is False
+
+
+def test_the_lesson_does_not_write_the_readme_figure() -> None:
+    import json
+
+    notebook = l00_memory.README_FIGURE.parents[1] / "notebooks" / "00_the_memory_problem.ipynb"
+    sources = "".join("".join(c["source"]) for c in json.loads(notebook.read_text())["cells"])
+    assert "save_png_if_changed" not in sources and "lesson00_memory.png" not in sources
+
+
 def test_plots_reject_empty_or_mismatched_data() -> None:
     with pytest.raises(ValueError, match="at least one"):
         l00_memory.plot_memory_breakdown([])

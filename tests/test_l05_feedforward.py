@@ -134,7 +134,7 @@ def test_the_chunk_widget_redraws_from_its_measurements_when_the_slider_moves(mo
     slider = box.controls["n_chunks"]
     assert isinstance(slider, w.SelectionSlider) and [str(o) for o in slider.options] == ["1", "2", "4", "8"]
     before, text = box.image.value, box.text.value
-    assert before[:4] == b"\x89PNG" and "c = 2: 4 positions per chunk" in text and "20.0 ms" in text
+    assert before[:4] == b"\x89PNG" and "k = 2: 4 positions per chunk" in text and "20.0 ms" in text
 
     def no_measuring(*args, **kwargs):
         raise AssertionError("the slider must only redraw")
@@ -143,7 +143,7 @@ def test_the_chunk_widget_redraws_from_its_measurements_when_the_slider_moves(mo
     monkeypatch.setattr(pc, "chunk_step_seconds", no_measuring)
     slider.value = 8
     assert box.image.value != before
-    assert "c = 8: 1 positions per chunk" in box.text.value and "8.0× less than c = 1" in box.text.value
+    assert "k = 8: 1 positions per chunk" in box.text.value and "8.0× less than k = 1" in box.text.value
 
 
 def test_the_chunk_widget_measures_divisors_of_the_length_and_checks_what_it_is_given() -> None:

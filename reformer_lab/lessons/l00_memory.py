@@ -1,6 +1,14 @@
 """Lesson 00, the memory problem (paper §1, Table 3): the memory calculator widget, its bar chart of Table 3's
-memory per model type, the attention terms against length (where Table 3's fixed c makes LSH the larger), the
-power-law plot of measured memory against length, and the README figure written only when it changed."""
+memory per model type, the attention terms against length (where Table 3's fixed c makes LSH the larger), and the
+power-law plot of measured memory against length.
+
+The README's figure, ``docs/lesson00_memory.png``, is the lesson's bar chart at 64K tokens (:func:`readme_figure`).
+The notebook does not write it; after changing the chart, refresh it from the repository root with::
+
+    python -m reformer_lab.lessons.l00_memory
+
+which rewrites the file only when its bytes would change (:func:`write_readme_figure`).
+"""
 
 from __future__ import annotations
 
@@ -29,16 +37,38 @@ __all__ = [
     "plot_attention_crossover",
     "plot_memory_breakdown",
     "plot_power_law",
+    "readme_figure",
     "save_png_if_changed",
+    "write_readme_figure",
 ]
 
 _TERM_COLOURS = {"activations": "#4C72B0", "feedforward": "#DD8452", "attention": "#C44E52"}
+
+#: The font size (points) of the sizes printed over :func:`plot_memory_breakdown`'s bars.
+BAR_LABEL_SIZE = 9.0
+
+#: The README figure's configuration: the lesson's big model at 64K tokens (d_model, d_ff and heads of §5, 16
+#: layers as in §3, batch 1).
+README_SIZES = dict(length=65536, batch=1, d_model=1024, d_ff=4096, n_layers=16, n_heads=8)
+
+#: Where :func:`write_readme_figure` writes by default: ``docs/lesson00_memory.png`` in the repository.
+README_FIGURE = Path(__file__).resolve().parents[2] / "docs" / "lesson00_memory.png"
+
+
+def _bar_label(size: float) -> str:
+    """A bar's size on two short lines, number over unit (``128`` / ``GiB``), so it fits over its bar unrotated."""
+    number, _, unit = format_bytes(size).partition(" ")
+    return f"{number}\n{unit}" if unit else number
 
 
 def plot_memory_breakdown(
     breakdowns: Sequence[MemoryBreakdown], ax: Axes | None = None, title: str | None = None
 ) -> Figure:
-    """Grouped bars, one group per model type, one bar per memory problem of the paper's §1, log scale."""
+    """Grouped bars, one group per model type, one bar per memory problem of the paper's §1, log scale.
+
+    Each bar carries its size (9 pt, horizontal); the axis starts 4× below the smallest bar so that every bar
+    shows.
+    """
     if not breakdowns:
         raise ValueError("plot_memory_breakdown needs at least one MemoryBreakdown")
     fig, ax = new_axes(ax)
@@ -48,14 +78,16 @@ def plot_memory_breakdown(
     for i, term in enumerate(terms):
         values = [b.terms()[term] for b in breakdowns]
         bars = ax.bar(x + (i - (len(terms) - 1) / 2) * width, values, width, label=term, color=_TERM_COLOURS[term])
-        ax.bar_label(bars, labels=[format_bytes(v) for v in values], fontsize=7, rotation=90, padding=2)
+        ax.bar_label(bars, labels=[_bar_label(v) for v in values], fontsize=BAR_LABEL_SIZE, padding=2,
+                     linespacing=1.0)
     ax.set_yscale("log", base=2)
     ax.set_xticks(x, [b.model for b in breakdowns])
     ax.set_ylabel("bytes (log scale)")
     top = max(b.largest for b in breakdowns)
-    ax.set_ylim(top=top * 2**6)
+    bottom = min(min(b.terms().values()) for b in breakdowns)
+    ax.set_ylim(bottom / 4, top * 2**6)
     bytes_axis(ax)
-    ax.legend(loc="upper right", fontsize=8, ncols=3)
+    ax.legend(loc="upper right", fontsize=9, ncols=3)
     ax.set_title(title or "memory held for backprop, whole stack")
     fig.tight_layout()
     return fig
@@ -126,8 +158,7 @@ def save_png_if_changed(fig: Figure, path: str | os.PathLike[str], *, dpi: int =
     """Write ``fig`` as a PNG at ``path`` only when the file is missing or holds other bytes; True when written.
 
     The PNG is rendered in memory first and compared byte for byte, so a run that draws the same figure leaves
-    the file and its timestamp alone. Lesson 00 keeps the README's figure (``docs/lesson00_memory.png``) current
-    this way.
+    the file and its timestamp alone (:func:`write_readme_figure` keeps the README's figure current this way).
     """
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
@@ -137,6 +168,20 @@ def save_png_if_changed(fig: Figure, path: str | os.PathLike[str], *, dpi: int =
         return False
     path.write_bytes(png)
     return True
+
+
+def readme_figure() -> Figure:
+    """The README's figure: :func:`plot_memory_breakdown` of the four model types at :data:`README_SIZES`, on a
+    figure pyplot does not track."""
+    breakdowns = [complexity.memory_breakdown(**README_SIZES, model=m) for m in _CALCULATOR_MODELS]
+    return plot_memory_breakdown(breakdowns, ax=detached_axes(),
+                                 title="Table 3's memory terms at 64K tokens, 16 layers")
+
+
+def write_readme_figure(path: str | os.PathLike[str] = README_FIGURE) -> bool:
+    """Write :func:`readme_figure` to ``path`` (default ``docs/lesson00_memory.png``) when it is missing or differs;
+    True when written. ``python -m reformer_lab.lessons.l00_memory`` runs it."""
+    return save_png_if_changed(readme_figure(), path)
 
 
 def plot_power_law(
@@ -248,3 +293,7 @@ def memory_calculator(
         "n_heads": _power_of_two_slider("n_heads", n_heads, 0, 5, "heads n_h"),
     }
     return explorer(controls, _calculator_drawing, width="640px")
+
+
+if __name__ == "__main__":
+    print(f"{README_FIGURE}: {'written' if write_readme_figure() else 'unchanged'}")

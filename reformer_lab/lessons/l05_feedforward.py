@@ -72,16 +72,16 @@ def _chunk_axis(ax: Axes, counts: Sequence[int]) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xticks(counts, [str(c) for c in counts])
     ax.minorticks_off()
-    ax.set_xlabel("chunks c (eq. 10)")
+    ax.set_xlabel("feed-forward chunks k (eq. 10)")
     ax.grid(True, which="major", alpha=0.3)
 
 
 def plot_chunk_memory(rows: Sequence[ChunkMemory], ax: Axes | None = None, title: str | None = None,
                       mark: int | None = None, legend: bool = True) -> Figure:
-    """Counted bytes against the chunk count c, log–log, one line per :data:`CHUNK_SERIES` field.
+    """Counted bytes against the feed-forward's chunk count k, log–log, one line per :data:`CHUNK_SERIES` field.
 
-    A black dashed line falls as 1/c from the recomputed feed-forward's one-chunk value: what "the
-    d_ff-wide activation exists for L/c positions at a time" predicts. ``mark`` (one of the rows' counts)
+    A black dashed line falls as 1/k from the recomputed feed-forward's one-chunk value: what "the
+    d_ff-wide activation exists for L/k positions at a time" predicts. ``mark`` (one of the rows' counts)
     draws a vertical line and rings its points, for the widget; ``legend=False`` leaves the legend to the caller.
     """
     if len(rows) < 2:
@@ -92,7 +92,7 @@ def plot_chunk_memory(rows: Sequence[ChunkMemory], ax: Axes | None = None, title
     for field, (label, style) in CHUNK_SERIES.items():
         ax.plot(counts, [getattr(r, field) for r in rows], style, label=label)
     first = rows[0].ff_recompute_peak * counts[0]
-    ax.plot(counts, [first / c for c in counts], "--", color="black", alpha=0.6, zorder=3, label="÷ c from one chunk")
+    ax.plot(counts, [first / c for c in counts], "--", color="black", alpha=0.6, zorder=3, label="÷ k from one chunk")
     if mark is not None:
         if mark not in counts:
             raise ValueError(f"mark={mark} is not one of the chunk counts {counts}")
@@ -172,7 +172,7 @@ def plot_table3(rows: Sequence[Table3Row], ax: Axes | None = None, title: str | 
 def chunk_step_seconds(counts: Sequence[int], *, length: int = 256, d_model: int = 32, d_ff: int = 1024,
                        repeats: int = 5, seed: int = 0) -> list[float]:
     """Wall-clock seconds (best of ``repeats``) of one training step of a one-block reversible stack whose
-    feed-forward runs in ``c`` chunks, for each ``c`` in ``counts``; one CPU thread, after a warm-up step.
+    feed-forward runs in ``k`` chunks, for each ``k`` in ``counts``; one CPU thread, after a warm-up step.
 
     The block is the one :func:`~reformer_lab.measure.feedforward_stats.chunk_memory` counts (a cheap F branch and
     a :class:`~reformer_lab.feedforward.FeedForward`), so the time is mostly the feed-forward's. A timing, not a
@@ -205,7 +205,7 @@ def chunk_step_seconds(counts: Sequence[int], *, length: int = 256, d_model: int
 
 def _chunk_drawing(rows: Sequence[ChunkMemory], seconds: Sequence[float], length: int, d_ff: int,
                    n_chunks: int) -> tuple[Figure, str]:
-    """The widget's figure (memory and time against c, ``n_chunks`` marked) and its line of numbers."""
+    """The widget's figure (memory and time against k, ``n_chunks`` marked) and its line of numbers."""
     counts = [r.n_chunks for r in rows]
     fig = Figure(figsize=(10.0, 5.0))
     grid = fig.add_gridspec(1, 2, width_ratios=(1.7, 1.0))
@@ -218,12 +218,12 @@ def _chunk_drawing(rows: Sequence[ChunkMemory], seconds: Sequence[float], length
     fig.tight_layout(rect=(0, 0.15, 1, 1))
     row, first = rows[counts.index(n_chunks)], rows[0]
     t, t1 = seconds[counts.index(n_chunks)], seconds[0]
-    text = (f"c = {n_chunks}: {length // n_chunks} positions per chunk. Counted (the same on every machine): the "
+    text = (f"k = {n_chunks}: {length // n_chunks} positions per chunk. Counted (the same on every machine): the "
             f"reversible backward's recomputation <b>{format_bytes(row.ff_recompute_peak)}</b> "
-            f"({first.ff_recompute_peak / row.ff_recompute_peak:.1f}× less than c = {first.n_chunks}), FF forward "
+            f"({first.ff_recompute_peak / row.ff_recompute_peak:.1f}× less than k = {first.n_chunks}), FF forward "
             f"<b>{format_bytes(row.ff_forward_peak)}</b>, loss forward <b>{format_bytes(row.loss_forward_peak)}</b>, "
             f"FF under plain autograd <b>{format_bytes(row.ff_saved)}</b>. Timed on this machine when the widget was "
-            f"built: <b>{1e3 * t:.1f} ms</b> per step ({t / t1:.2f}× the time at c = {first.n_chunks}).")
+            f"built: <b>{1e3 * t:.1f} ms</b> per step ({t / t1:.2f}× the time at k = {first.n_chunks}).")
     return fig, text
 
 
@@ -247,7 +247,7 @@ def chunk_explorer(
     """
     length = positive_int("length", length)
     counts = [c for c in chunk_divisors(length) if c <= positive_int("max_chunks", max_chunks)]
-    slider = choice_slider("n_chunks", n_chunks, counts, "chunks c")
+    slider = choice_slider("n_chunks", n_chunks, counts, "chunks k")
     if rows is None:
         rows = chunk_memory(counts, length=length, d_model=d_model, d_ff=d_ff, vocab=vocab)
     if seconds is None:

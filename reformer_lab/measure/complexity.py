@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from reformer_lab.validation import one_of, positive_float, positive_int
 
 __all__ = [
-    "PAPER_LSH_WINDOW",
+    "PAPER_4L_OVER_NC",
     "PAPER_C",
     "MEMORY_FIXES",
     "Complexity",
@@ -35,11 +35,12 @@ __all__ = [
     "attention_crossover_length",
 ]
 
-#: 4l/n_c with the paper's n_c = l/32 (§3, under Table 3), i.e. four chunk lengths m = l/n_c = 32. A query sees
-#: its chunk and the one before, 2m = 64 keys; Table 1 and Table 3 charge it (4l/n_c)² = 128² per position.
-PAPER_LSH_WINDOW = 128
+#: 4l/n_c with the paper's n_c = l/32 (§3, under Table 3), i.e. four chunk lengths m = l/n_c = 32; not a window of
+#: keys. A query sees its chunk and the one before, 2m = 64 keys; Table 1 and Table 3 charge it (4l/n_c)² = 128² per
+#: position.
+PAPER_4L_OVER_NC = 128
 #: The paper's c = (4l/n_c)² = 128² = 16,384 (Table 3).
-PAPER_C = PAPER_LSH_WINDOW**2
+PAPER_C = PAPER_4L_OVER_NC**2
 
 _ATTENTION_VARIANTS = ("dot-product", "memory-efficient", "lsh")
 _MODEL_VARIANTS = ("transformer", "reversible", "chunked-reversible", "lsh-transformer", "reformer")
@@ -104,16 +105,16 @@ def attention_complexity(
     although §2 says its memory grows only linearly in l (queries are processed in chunks). We
     reproduce the table as printed; a lesson should point this out rather than fix it silently.
 
-    ``n_chunks`` (n_c) defaults to the paper's n_c = l/32, i.e. 4l/n_c = 128 (:data:`PAPER_LSH_WINDOW`).
+    ``n_chunks`` (n_c) defaults to the paper's n_c = l/32, i.e. 4l/n_c = 128 (:data:`PAPER_4L_OVER_NC`).
     ``n_hashes`` and ``n_chunks`` only enter the ``"lsh"`` row.
     """
     one_of("variant", variant, _ATTENTION_VARIANTS)
     b, l_, n_h, d_k, n_r = _sizes(batch=batch, length=length, n_heads=n_heads, d_k=d_k, n_hashes=n_hashes)
-    window = PAPER_LSH_WINDOW if n_chunks is None else 4 * l_ / positive_int("n_chunks", n_chunks)
+    four_l_over_nc = PAPER_4L_OVER_NC if n_chunks is None else 4 * l_ / positive_int("n_chunks", n_chunks)
     projections = float(b * n_h * l_ * d_k)
     if variant == "lsh":
-        return Complexity(memory=max(projections, float(b * n_h * l_ * n_r) * window**2),
-                          time=max(projections, float(b * n_h * n_r * l_) * window**2))
+        return Complexity(memory=max(projections, float(b * n_h * l_ * n_r) * four_l_over_nc**2),
+                          time=max(projections, float(b * n_h * n_r * l_) * four_l_over_nc**2))
     full = max(projections, float(b * n_h * l_**2))
     return Complexity(memory=full, time=full)
 

@@ -243,43 +243,62 @@ def measure_table3(config: Table3Config | None = None, variants: Sequence[str] |
 
 
 class _LiveTensors(TorchDispatchMode):
-    """Counts the bytes of storages created by ops while active: + when created, − when the last tensor dies."""
+    """Counts the bytes of storages that ops allocate while active: + when allocated, − when the last tensor on the
+    storage dies.
+
+    An op's output shares its storage with one of the op's inputs when it is a view (``t()``, ``split``, ``view``)
+    or an in-place result. If that storage was counted, the output is one more tensor keeping it alive; if not (an
+    input or a parameter of the measured call), nothing was allocated and nothing is counted.
+    """
 
     def __init__(self) -> None:
         super().__init__()
-        self.live: dict[int, int] = {}
+        self.live: dict[int, int] = {}  # storage address → bytes, for the storages counted and still alive
+        self.tensors: dict[int, int] = {}  # storage address → how many tracked tensors still use it
         self.current = 0
         self.peak = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
         out = func(*args, **(kwargs or {}))
+        inputs = {t.untyped_storage().data_ptr() for t in tree_flatten((args, kwargs))[0] if isinstance(t, Tensor)}
         for tensor in tree_flatten(out)[0]:
             if isinstance(tensor, Tensor):
-                self._track(tensor)
+                self._track(tensor, inputs)
         return out
 
-    def _track(self, tensor: Tensor) -> None:
+    def _track(self, tensor: Tensor, inputs: set[int]) -> None:
         storage = tensor.untyped_storage()
         key, nbytes = storage.data_ptr(), storage.nbytes()
-        if nbytes == 0 or key in self.live:  # a view of a storage already counted
+        if nbytes == 0:
             return
-        self.live[key] = nbytes
-        self.current += nbytes
-        self.peak = max(self.peak, self.current)
-        weakref.finalize(tensor, self._free, key)
+        if key not in self.live:
+            if key in inputs:  # a view of (or in place on) a storage allocated before the call: not counted
+                return
+            self.live[key] = nbytes
+            self.tensors[key] = 0
+            self.current += nbytes
+            self.peak = max(self.peak, self.current)
+        self.tensors[key] += 1
+        weakref.finalize(tensor, self._release, key)
 
-    def _free(self, key: int) -> None:
-        self.current -= self.live.pop(key, 0)
+    def _release(self, key: int) -> None:
+        if key not in self.tensors:
+            return
+        self.tensors[key] -= 1
+        if self.tensors[key] == 0:
+            del self.tensors[key]
+            self.current -= self.live.pop(key)
 
 
 def peak_live_bytes(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
     """The most bytes of tensors created by ``fn(*args, **kwargs)`` that are alive at the same moment.
 
-    Every op's output storage is counted when it is made and released when its last Python tensor is
-    freed, so run ``fn`` under ``torch.no_grad()`` (as here by default): with a graph, autograd keeps
-    storages alive after their Python tensors die, which this count would miss (use
-    :func:`reformer_lab.measure.memory.saved_tensor_bytes` for those). Inputs and parameters are not counted;
-    the output is, while it lives. Deterministic: it depends on shapes and on the order of ops only.
+    Every storage an op allocates is counted when it is made and released when the last tensor on it (the
+    output and any views of it) is freed, so run ``fn`` under ``torch.no_grad()`` (as here by default): with a
+    graph, autograd keeps storages alive after their Python tensors die, which this count would miss (use
+    :func:`reformer_lab.measure.memory.saved_tensor_bytes` for those). Inputs and parameters are not counted,
+    nor are views of them (``weight.t()`` inside ``F.linear``, ``x.split(...)``): they allocate nothing. The
+    output is counted while it lives. Deterministic: it depends on shapes and on the order of ops only.
     """
     check_callable(fn, "peak_live_bytes")
     counter = _LiveTensors()

@@ -1,14 +1,16 @@
 """Lesson 00, the memory problem (paper §1): the checks of the notebook's three exercises.
 
 Each one uses the lesson's formulas on a question the lesson did not answer: Table 3's memory for a
-configuration it never showed (exercise 1), the length at which the feed-forward term overtakes attention
-(exercise 2), and the longest sequence whose attention matrices fit in a given memory (exercise 3). A passing
-check ends with the answer to the notebook's "predict first" question, so the reader can compare.
+configuration it never showed, then the largest batch of it that fits 80 GiB (exercise 1), the length at which the
+feed-forward term overtakes attention (exercise 2), and the longest sequence whose attention matrices fit in a given
+memory (exercise 3). A passing check ends with the answer to the notebook's "predict first" question, so the reader
+can compare.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 
 from reformer_lab.lessons.exercises import Case, CheckResult, Mistake, grade
@@ -23,6 +25,9 @@ GiB = 2**30
 #: (64·64·3 = 12,288 tokens), in half precision (2 bytes a value): exercise 1's "predict first".
 ABLATION_IMAGENET64 = dict(batch=1, length=12288, d_model=1024, d_ff=4096, n_layers=3, n_heads=8, bytes_per_value=2)
 
+#: Exercise 1's transfer step: the memory that the largest batch of :data:`ABLATION_IMAGENET64` images must fit.
+TRANSFER_MEMORY = 80 * GiB
+
 
 def _with_reveal(result: CheckResult, reveal: str) -> CheckResult:
     """A passing result with the answer to the notebook's prediction appended; any other result unchanged."""
@@ -36,9 +41,13 @@ def _table3_transformer_bytes(batch, length, d_model, d_ff, n_layers, n_heads, b
                                        n_heads=n_heads, n_layers=n_layers).memory * bytes_per_value
 
 
-def check_transformer_memory_bytes(fn: Callable[..., float]) -> CheckResult:
+def check_transformer_memory_bytes(fn: Callable[..., float], largest_batch: object = None) -> CheckResult:
     """Exercise 1: Table 3's Transformer memory in bytes, ``fn(batch, length, d_model, d_ff, n_layers, n_heads,
-    bytes_per_value)`` = max(b·l·d_ff, b·n_h·l²)·n_l·bytes_per_value."""
+    bytes_per_value)`` = max(b·l·d_ff, b·n_h·l²)·n_l·bytes_per_value.
+
+    Then the transfer step, graded when ``largest_batch`` is given: the largest batch of
+    :data:`ABLATION_IMAGENET64` images whose memory fits :data:`TRANSFER_MEMORY` (80 GiB).
+    """
     # (batch, length, d_model, d_ff, n_layers, n_heads, bytes): the first case has the feed-forward term larger
     # (so d_model in place of d_ff shows), the second attention (so a missing n_heads shows); batch ≠ 1 and
     # n_layers ≠ 1 throughout, two precisions.
@@ -70,10 +79,56 @@ def check_transformer_memory_bytes(fn: Callable[..., float]) -> CheckResult:
     b, n, f, h, p = config["batch"], config["length"], config["d_ff"], config["n_heads"], config["bytes_per_value"]
     feedforward, attention = b * n * f * p, b * h * n * n * p
     bigger = "attention" if attention > feedforward else "the feed-forward"
+    reveal = (f"The ablation model on one imagenet64 image in fp16: {bigger} wins, {format_bytes(attention)} against "
+              f"{format_bytes(feedforward)} per layer, {format_bytes(_table3_transformer_bytes(**config))} for the "
+              f"{config['n_layers']} layers.")
+    if not result.passed:
+        return result
+    if largest_batch is None:
+        return _with_reveal(result, f"{reveal} Now, with your function, find the largest batch of these images that "
+                                    f"fits {format_bytes(TRANSFER_MEMORY)} and pass it as `largest_batch=`.")
+    problem = _largest_batch_problem(largest_batch)
+    if problem is not None:
+        return CheckResult(result.exercise, False, f"your function is right; the largest batch is not: {problem}")
+    want = _largest_batch()
     return _with_reveal(result, (
-        f"The ablation model on one imagenet64 image in fp16: {bigger} wins, {format_bytes(attention)} against "
-        f"{format_bytes(feedforward)} per layer, {format_bytes(_table3_transformer_bytes(**config))} for the "
-        f"{config['n_layers']} layers."))
+        f"{reveal} And {want} images fit in {format_bytes(TRANSFER_MEMORY)} ({format_bytes(_batch_bytes(want))}); "
+        f"{want + 1} would need {format_bytes(_batch_bytes(want + 1))}."))
+
+
+def _batch_bytes(batch: int, **changes: int) -> float:
+    """Table 3's Transformer memory for ``batch`` of exercise 1's images (``changes`` alter the configuration)."""
+    return _table3_transformer_bytes(**{**ABLATION_IMAGENET64, "batch": batch, **changes})
+
+
+def _largest_batch(**changes: int) -> int:
+    """The largest batch of exercise 1's images whose Table 3 memory fits :data:`TRANSFER_MEMORY` (linear in b)."""
+    return int(TRANSFER_MEMORY // _batch_bytes(1, **changes))
+
+
+def _largest_batch_problem(answer: object) -> str | None:
+    """What is wrong with ``answer`` as exercise 1's largest batch, in words; None when it is right."""
+    if isinstance(answer, bool) or not isinstance(answer, numbers.Real) or not math.isfinite(answer):
+        return f"give a number of images, got {answer!r}."
+    if not float(answer).is_integer():
+        return f"{answer:g} is not a whole number of images: round down (a part of an image does not run)."
+    answer = int(answer)
+    known = {
+        _largest_batch() + 1: "rounded up: that many images do not fit.",
+        _largest_batch(n_layers=1): "that fits one layer; the Transformer stores all 3 layers' matrices.",
+        _largest_batch(bytes_per_value=4): "that is fp32; the images are in half precision, 2 bytes a value.",
+    }
+    if answer == _largest_batch():
+        return None
+    if answer in known:
+        return f"{answer}: {known[answer]}"
+    if answer < 1:
+        return f"a batch of {answer} runs nothing; one image takes {format_bytes(_batch_bytes(1))}, which fits."
+    if _batch_bytes(answer) > TRANSFER_MEMORY:
+        return f"{answer} images take {format_bytes(_batch_bytes(answer))} by Table 3, more than " \
+               f"{format_bytes(TRANSFER_MEMORY)}."
+    return (f"{answer} images take {format_bytes(_batch_bytes(answer))}, which fits, but a larger batch fits too: "
+            f"raise the batch while your function's answer stays ≤ {format_bytes(TRANSFER_MEMORY)}.")
 
 
 def check_ff_attention_crossover(fn: Callable[[int, int], float]) -> CheckResult:

@@ -1,8 +1,9 @@
 """Lesson 05, chunked feed-forward (paper §3, eq. 10, Table 3): the checks of the three exercises.
 
-Predict the bytes of the one feed-forward chunk alive at once (exercise 1), pick the fewest chunks that fit a
+Predict the bytes of the one feed-forward chunk alive at once (exercise 1), pick the fewest chunks k that fit a
 memory budget (exercise 2, a transfer: eq. 10 needs equal chunks), and Table 3's Reformer row in bytes at the
-paper's size, with c counted as the keys a query actually compares (exercise 3).
+paper's size, with c counted as the keys a query actually compares (exercise 3). A passing check of exercise 2 or 3
+ends with the answer to the notebook's "predict first" question, so the reader can compare.
 """
 
 from __future__ import annotations
@@ -11,8 +12,23 @@ import math
 from collections.abc import Callable
 
 from reformer_lab.lessons.exercises import Case, CheckResult, Mistake, grade
+from reformer_lab.measure.memory import format_bytes
 
 __all__ = ["check_fewest_ff_chunks", "check_ff_chunk_bytes", "check_reformer_bytes"]
+
+#: Exercise 2's "predict first": one sequence of 48 positions, d_ff 1024, a budget of 40,000 bytes.
+FEWEST_PREDICTION = (1, 48, 1024, 40_000)
+
+#: Exercise 3's "predict first": 64K tokens at the paper's sizes (§5: d_model 1024, d_ff 4096, 8 heads, total
+#: batch 8), 12 layers, 2 hash rounds, chunks of 128 (the same as the check's second case).
+REFORMER_PREDICTION = (8, 65536, 1024, 4096, 8, 12, 2, 128)
+
+
+def _with_reveal(result: CheckResult, reveal: str) -> CheckResult:
+    """A passing result with the answer to the notebook's prediction appended; any other result unchanged."""
+    if not result.passed:
+        return result
+    return CheckResult(result.exercise, True, f"{result.message} {reveal}")
 
 
 def check_ff_chunk_bytes(fn: Callable[[int, int, int, int], float]) -> CheckResult:
@@ -32,7 +48,7 @@ def check_ff_chunk_bytes(fn: Callable[[int, int, int, int], float]) -> CheckResu
 
 def _fewest(batch: int, length: int, d_ff: int, budget: int, *, per_value: int = 4, with_batch: bool = True,
             strict: bool = False) -> int:
-    """The smallest divisor c of ``length`` whose chunk, b·(length/c)·d_ff·4 bytes, fits in ``budget``."""
+    """The smallest divisor k of ``length`` whose chunk, b·(length/k)·d_ff·4 bytes, fits in ``budget``."""
     for c in range(1, length + 1):
         if length % c:
             continue
@@ -43,9 +59,9 @@ def _fewest(batch: int, length: int, d_ff: int, budget: int, *, per_value: int =
 
 
 def check_fewest_ff_chunks(fn: Callable[[int, int, int, int], int]) -> CheckResult:
-    """Exercise 2: ``fn(batch, length, d_ff, budget_bytes)`` → the fewest chunks c (a divisor of ``length``: eq. 10
+    """Exercise 2: ``fn(batch, length, d_ff, budget_bytes)`` → the fewest chunks k (a divisor of ``length``: eq. 10
     splits into equal chunks, and we do not pad) such that one chunk's d_ff-wide activation, float32, fits in
-    ``budget_bytes`` (≤). Every case fits at c = length."""
+    ``budget_bytes`` (≤). Every case fits at k = length."""
     sizes = [(1, 256, 1024, 2**18), (1, 48, 1024, 40_000), (8, 4096, 4096, 2**30), (2, 65536, 4096, 2**24),
              (1, 100, 64, 1000)]
     cases = [Case(args, _fewest(*args)) for args in sizes]
@@ -53,16 +69,23 @@ def check_fewest_ff_chunks(fn: Callable[[int, int, int, int], int]) -> CheckResu
         Mistake(lambda b, n, f, budget: _fewest(b, n, f, budget, strict=True),
                 "a chunk that fills the budget exactly still fits (≤, not <)."),
         Mistake(lambda b, n, f, budget: n // _fewest(b, n, f, budget),
-                "that is the positions per chunk, L/c; return the number of chunks c."),
+                "that is the positions per chunk, L/k; return the number of chunks k."),
         Mistake(lambda b, n, f, budget: math.ceil(4 * b * n * f / budget),
-                "eq. 10 needs equal chunks, so c must divide the length: take the smallest divisor of the length "
+                "eq. 10 needs equal chunks, so k must divide the length: take the smallest divisor of the length "
                 "that is at least the ratio you computed."),
         Mistake(lambda b, n, f, budget: _fewest(b, n, f, budget, per_value=1),
                 "the budget is in bytes, and each float32 value takes 4."),
         Mistake(lambda b, n, f, budget: _fewest(b, n, f, budget, with_batch=False),
                 "every sequence of the batch has its own chunk of activations: × batch."),
     ]
-    return grade("Exercise 2 (fewest_ff_chunks)", fn, cases, mistakes)
+    result = grade("Exercise 2 (fewest_ff_chunks)", fn, cases, mistakes)
+    b, n, f, budget = FEWEST_PREDICTION
+    k, whole = _fewest(*FEWEST_PREDICTION), 4 * b * n * f
+    by_size = math.ceil(whole / budget)
+    return _with_reveal(result, (
+        f"The prediction ({n} positions, d_ff {f}, {budget:,} bytes): k = {k}. By size alone {by_size} chunks would "
+        f"do ({whole:,} bytes ÷ {by_size} ≤ {budget:,}), but {by_size} does not divide {n}; {k} chunks of {n // k} "
+        f"positions take {4 * b * (n // k) * f:,} bytes."))
 
 
 def _reformer_bytes(b: int, l_: int, d_model: int, d_ff: int, n_h: int, n_l: int, n_r: int, m: int, *,
@@ -103,4 +126,14 @@ def check_reformer_bytes(fn: Callable[..., float]) -> CheckResult:
         Mistake(lambda b, n, dm, df, h, ly, r, m: _reformer_bytes(b, n, dm, df, 1, ly, r, m),
                 "every head attends on its own: × n_heads."),
     ]
-    return grade("Exercise 3 (reformer_bytes)", fn, cases, mistakes)
+    result = grade("Exercise 3 (reformer_bytes)", fn, cases, mistakes)
+    b, n, d_model, _, h, _, r, m = REFORMER_PREDICTION
+    activations, attention = 4 * b * n * d_model, 4 * b * h * n * r * 2 * m
+    bigger, smaller = ("attention", "the activations") if attention > activations else ("the activations", "attention")
+    paper_c = _reformer_bytes(*REFORMER_PREDICTION, c=(4 * m) ** 2)
+    counted = max(attention, activations)
+    return _with_reveal(result, (
+        f"The prediction (b = {b}, l = {n:,}, {h} heads, {r} rounds, chunks of {m}): {bigger} is larger, "
+        f"{format_bytes(counted)} against {format_bytes(min(attention, activations))} for "
+        f"{smaller}. n_layers drops out (reversible layers store one layer) and d_ff too (the chunked feed-forward). "
+        f"With Table 3's c = (4·{m})² it would read {format_bytes(paper_c)}, {paper_c / counted:,.0f}× more."))
