@@ -142,11 +142,8 @@ _CHARLM = {
                    checkpoint_every=500, log_every=50)),
 }
 
-
 _ABLATION = {
-    "tiny": (dict(length=32), dict(d_model=32, d_ff=64, n_heads=2, n_layers=2, chunk_size=8),
-             dict(steps=20, batch_size=8, lr=3e-3, warmup=5, eval_every=10, eval_batches=1, checkpoint_every=10,
-                  log_every=1)),
+    "tiny": _CHARLM["tiny"],  # the same smoke-test sizes
     "lesson": (dict(length=128), dict(d_model=128, d_ff=256, n_heads=4, n_layers=2, chunk_size=16),
                dict(steps=300, batch_size=32, lr=2e-3, warmup=30, eval_every=25, eval_batches=4,
                     checkpoint_every=50, log_every=10)),
