@@ -1,4 +1,5 @@
-"""Lesson 06's figures: the model diagram names the config's arguments; loss curve; hashes-at-eval bars."""
+"""Lesson 06's figures: the model diagram names the config's arguments; loss curve with baselines; paired
+differences of the hash-round evaluations."""
 
 from __future__ import annotations
 
@@ -52,22 +53,50 @@ def test_loss_curve() -> None:
         pm.plot_loss_curve([])
 
 
-def test_hash_eval_bars_mark_the_training_count() -> None:
-    losses = {8: 2.1, 1: 2.3, 2: 2.2, 4: 2.15}
-    fig = pm.plot_hash_eval(losses, train_hashes=1, full_loss=2.05, ax=Figure().add_subplot())
+def test_loss_curve_draws_labelled_baselines() -> None:
+    history = [{"step": s, "loss": 6.0 - s / 10} for s in (10, 20, 30)]
+    evals = [{"step": 30, "loss": 3.1, "accuracy": 0.4}]
+    baselines = {"uniform": 6.69, "order 1": 4.62, "order 4": 1.93, "order 5": 1.74}
+    fig = pm.plot_loss_curve(history, evals, ax=Figure().add_subplot(), baselines=baselines)
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4", "8"]
-    heights = [p.get_height() for p in ax.patches]
-    assert heights == [2.3, 2.2, 2.15, 2.1]
-    colours = {p.get_facecolor() for p in ax.patches}
-    assert len(colours) == 2  # the training count stands out
-    assert ax.get_ylim()[0] < 2.05 and len(ax.lines) == 1  # full attention's line is in view
-    with pytest.raises(ValueError, match="losses"):
-        pm.plot_hash_eval({})
+    assert len(ax.lines) == 2 + len(baselines)
+    assert [line.get_ydata()[0] for line in ax.lines[2:]] == list(baselines.values())  # horizontal, at the value
+    labels = {t.get_text(): t.get_position()[1] for t in ax.texts}
+    assert set(labels) == {"uniform: 6.69", "order 1: 4.62", "order 4: 1.93", "order 5: 1.74"}
+    low, high = ax.get_ylim()
+    assert low < 1.74 and high > 6.69  # every baseline in view
+    assert labels["order 4: 1.93"] - labels["order 5: 1.74"] >= 0.045 * (high - low) - 1e-12  # close lines apart
+    assert labels["order 5: 1.74"] == 1.74 and labels["uniform: 6.69"] == 6.69  # the others at their lines
+    assert "bits / char" in ax.get_ylabel()
+
+
+def test_label_positions_keep_order_and_gap() -> None:
+    assert pm._label_positions([3.0, 1.0, 1.05, 5.0], 0.2) == [3.0, 1.0, 1.2, 5.0]
+    assert pm._label_positions([], 0.1) == []
+
+
+def test_paired_differences_show_dots_means_and_zero() -> None:
+    differences = {"2": [-0.02, 0.01, -0.03], "8": [0.05, 0.02, 0.03], "full": [-0.01, -0.01, 0.0]}
+    fig = pm.plot_paired_differences(differences, ax=Figure().add_subplot())
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2", "8", "full"]
+    zero, *dots = ax.lines
+    assert list(zero.get_ydata()) == [0.0, 0.0]
+    assert [list(d.get_ydata()) for d in dots] == list(differences.values())
+    means = [c.get_segments()[0][0][1] for c in ax.collections]
+    assert means == pytest.approx([-0.04 / 3, 0.1 / 3, -0.02 / 3])
+    low, high = ax.get_ylim()
+    assert low < -0.03 and high > 0.05 and low < 0 < high  # zero and every dot in view
+    single = pm.plot_paired_differences({"x": [0.1]}, ax=Figure().add_subplot()).axes[0]
+    assert single.get_ylim()[0] < 0 < single.get_ylim()[1]
+    for bad in ({}, {"2": []}):
+        with pytest.raises(ValueError, match="differences"):
+            pm.plot_paired_differences(bad)
 
 
 def test_new_figures_when_no_axes_given() -> None:
-    figs = [pm.plot_model_diagram(CONFIG), pm.plot_hash_eval({1: 1.0, 2: 0.9})]
+    figs = [pm.plot_model_diagram(CONFIG), pm.plot_paired_differences({"2": [0.1, -0.1]}),
+            pm.plot_loss_curve([{"step": 1, "loss": 1.0}], baselines={"a": 0.5})]
     assert all(isinstance(f, Figure) for f in figs)
     for f in figs:
         plt.close(f)

@@ -1,8 +1,9 @@
-"""Lesson 06, the whole Reformer (paper §3–5, Table 2): the model as a diagram, a training loss curve, and one
-model evaluated with more hash rounds than it was trained with (as in Table 2).
+"""Lesson 06, the whole Reformer (paper §3–5, Table 2): the model as a diagram, a training loss curve beside
+n-gram baselines, and one model evaluated batch by batch with more hash rounds than it was trained with (as in
+Table 2), drawn as paired differences.
 
 Pure plotting: every function takes plain data (a :class:`~reformer_lab.model.ReformerConfig`, lists of
-records, a dict of losses) and returns a figure (a new pyplot figure unless an ``ax`` is given).
+records, dicts of losses) and returns a figure (a new pyplot figure unless an ``ax`` is given).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from reformer_lab.lessons.common import new_axes
 from reformer_lab.model import ReformerConfig
 
-__all__ = ["diagram_labels", "plot_hash_eval", "plot_loss_curve", "plot_model_diagram"]
+__all__ = ["diagram_labels", "plot_loss_curve", "plot_model_diagram", "plot_paired_differences"]
 
 _EMBED, _F, _G, _OUT = "#DDDDDD", "#C7D7EE", "#CDE5CD", "#F3D9B1"
 
@@ -103,51 +104,86 @@ def plot_model_diagram(config: ReformerConfig, ax: Axes | None = None) -> Figure
     return fig
 
 
+def _label_positions(values: Sequence[float], gap: float) -> list[float]:
+    """Heights for the labels of lines at ``values``: each at its line, or pushed up to ``gap`` above the label
+    below it, so the labels of close lines do not overlap (the order of the values is kept)."""
+    placed = list(values)
+    previous = None
+    for i in sorted(range(len(values)), key=lambda i: values[i]):
+        if previous is not None:
+            placed[i] = max(values[i], previous + gap)
+        previous = placed[i]
+    return placed
+
+
 def plot_loss_curve(history: Sequence[Mapping[str, float]], evals: Sequence[Mapping[str, float]] = (),
-                    ax: Axes | None = None, title: str = "training a tiny Reformer on Python's docs") -> Figure:
-    """Training loss per logged step (line) and validation loss (dots), in nats per character."""
+                    ax: Axes | None = None, title: str = "training a tiny Reformer on Python's docs", *,
+                    baselines: Mapping[str, float] | None = None, unit: str = "bits / char") -> Figure:
+    """Training loss per logged step (line), validation loss (dots) and ``baselines`` (labelled horizontal lines).
+
+    The losses are drawn as given, in ``unit`` (the lesson passes bits per character). Each baseline is a
+    dotted line across the axes, its name and value written beside it to the right of the axes.
+    """
     if not history:
         raise ValueError("history must hold at least one {'step', 'loss'} record")
-    fig, ax = new_axes(ax, figsize=(6.4, 3.4))
+    baselines = dict(baselines or {})
+    fig, ax = new_axes(ax, figsize=(7.4, 4.2) if baselines else (6.4, 3.4))
     ax.plot([r["step"] for r in history], [r["loss"] for r in history], "-", color="#4C72B0",
             label="training loss (one batch)")
     if evals:
         ax.plot([r["step"] for r in evals], [r["loss"] for r in evals], "o", color="#C44E52",
                 label="validation loss")
+    if baselines:
+        for value in baselines.values():
+            ax.axhline(value, color="#777777", linestyle=":", linewidth=1.1)
+        values = [*baselines.values(), *(r["loss"] for r in history), *(r["loss"] for r in evals)]
+        pad = 0.04 * (max(values) - min(values) or 1.0)
+        ax.set_ylim(min(values) - pad, max(values) + pad)
+        low, high = ax.get_ylim()
+        heights = _label_positions(list(baselines.values()), 0.045 * (high - low))
+        for (name, value), y in zip(baselines.items(), heights, strict=True):
+            ax.text(1.01, y, f"{name}: {value:.2f}", transform=ax.get_yaxis_transform(), fontsize=8,
+                    va="center", ha="left", color="#444444")
     ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy (nats / char)")
+    ax.set_ylabel(f"cross-entropy ({unit})")
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    # with baselines the top line runs along the upper edge: the legend sits just below it
+    ax.legend(fontsize=8, loc="upper right", bbox_to_anchor=(1.0, 0.92) if baselines else None)
     fig.tight_layout()
     return fig
 
 
-def plot_hash_eval(losses: Mapping[int, float], train_hashes: int | None = None, ax: Axes | None = None,
-                   full_loss: float | None = None) -> Figure:
-    """Validation loss of one trained model evaluated with each number of hash rounds (paper Table 2's rows).
+def plot_paired_differences(differences: Mapping[str, Sequence[float]], ax: Axes | None = None, *,
+                            reference: str = "n_hashes = 1", unit: str = "bits / char",
+                            title: str = "one model, evaluated batch by batch: change from the reference") -> Figure:
+    """Paired differences as dots: for each setting (x), each batch's loss minus the ``reference`` setting's loss
+    on the same batch, their mean as a red bar, and the zero line (no change).
 
-    ``train_hashes`` marks the count the model was trained with; ``full_loss`` draws full attention as a line.
+    The y axis is the difference itself, so zero is always in view and a mean is seen against the spread of its
+    batches.
     """
-    if not losses:
-        raise ValueError("losses must map a number of hashes to a loss")
-    fig, ax = new_axes(ax, figsize=(5.6, 3.4))
-    counts = sorted(losses)
-    colours = ["#C44E52" if n == train_hashes else "#4C72B0" for n in counts]
-    bars = ax.bar([str(n) for n in counts], [losses[n] for n in counts], color=colours)
-    low = min([*losses.values(), *([full_loss] if full_loss is not None else [])])
-    high = max([*losses.values(), *([full_loss] if full_loss is not None else [])])
-    pad = max(0.05 * (high - low), 0.01)
-    ax.set_ylim(low - 4 * pad, high + 3 * pad)  # zoomed: the differences are small against the loss itself
-    for bar, n in zip(bars, counts, strict=True):  # the value inside the visible part of each bar
-        ax.text(bar.get_x() + bar.get_width() / 2, 0.5 * (low - 4 * pad + bar.get_height()), f"{losses[n]:.3f}",
-                ha="center", va="center", fontsize=8, color="white")
-    if full_loss is not None:
-        ax.axhline(full_loss, color="black", linestyle="--", linewidth=1.0, label=f"full attention {full_loss:.3f}")
-        ax.legend(fontsize=8, loc="upper right")
-    ax.set_xlabel("n_hashes at evaluation" + (f" (red: trained with {train_hashes})" if train_hashes else ""))
-    ax.set_ylabel("validation loss (nats / char)")
-    ax.set_title("one model, evaluated with more hash rounds (y axis zoomed)", fontsize=10)
+    if not differences or any(len(d) == 0 for d in differences.values()):
+        raise ValueError("differences must map each setting to at least one per-batch difference")
+    fig, ax = new_axes(ax, figsize=(7.6, 3.6))
+    ax.axhline(0.0, color="black", linewidth=1.0, label=f"no change from {reference}")
+    for x, diffs in enumerate(differences.values()):
+        n = len(diffs)
+        offsets = [0.0] if n == 1 else [-0.15 + 0.3 * i / (n - 1) for i in range(n)]
+        ax.plot([x + o for o in offsets], list(diffs), "o", color="#4C72B0", alpha=0.75, markersize=5,
+                label="one batch" if x == 0 else None)
+        mean = sum(diffs) / n
+        ax.hlines(mean, x - 0.28, x + 0.28, color="#C44E52", linewidth=2.5, label="mean over batches" if x == 0
+                  else None)
+    ax.set_xticks(range(len(differences)), list(differences))
+    ax.set_xlim(-0.6, len(differences) - 0.4)
+    values = [v for d in differences.values() for v in d] + [0.0]
+    pad = 0.12 * (max(values) - min(values) or 1.0)
+    ax.set_ylim(min(values) - pad, max(values) + pad)
+    ax.set_xlabel("evaluated with")
+    ax.set_ylabel(f"loss − loss at {reference}\n({unit})")
+    ax.set_title(title, fontsize=10)
     ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the dots may fall anywhere
     fig.tight_layout()
     return fig
