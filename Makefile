@@ -159,7 +159,9 @@ runs-duplication: $(if $(filter $(PY),$(RUNS_PY)),venv)
 ## make runs-ablation: the runs lesson 09 reads (paper §5: Figures 3, 4, 5 left) on the repeated-text task, each
 ## setting with three seeds, to results/ablation/<setting>-lesson-seed<N>.json. Seeds run in the outer loop, so an
 ## interrupted run leaves whole seeds; rerunning skips finished records and resumes the unfinished one from its
-## checkpoint. About an hour on 2 CPU cores (each record holds its wall time). Same DEVICE and RUNS_PY as above.
+## checkpoint. Each record holds its wall time. The committed ones ran as two queues side by side, one thread each
+## (OMP_NUM_THREADS=1 make runs-ablation ABLATION_SETTINGS="..." for two disjoint lists of settings), about an hour
+## on 2 CPU cores; never run one setting and seed in two queues at once. Same DEVICE and RUNS_PY as above.
 ABLATION_SETTINGS ?= full separate-qk transformer lsh-1 lsh-2 lsh-4 lsh-8 layers-1 layers-4
 runs-ablation: $(if $(filter $(PY),$(RUNS_PY)),venv)
 	@set -e; for seed in $(RUNS_SEEDS); do for setting in $(ABLATION_SETTINGS); do \
