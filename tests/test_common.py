@@ -203,7 +203,7 @@ def _lesson_sources() -> dict[str, str]:
 
 def test_lesson_modules_share_one_widget_palette_and_bytes_axis() -> None:
     sources = _lesson_sources()
-    assert len(sources) == 10  # l00 … l08 and l10
+    assert len(sources) == 11  # l00 … l10
     for name, text in sources.items():
         assert 'add_class("rl-widget' not in text, f"{name} builds its own widget box: use common.explorer"
         assert ".observe(" not in text, f"{name} wires its own observers: use common.explorer"
